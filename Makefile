@@ -1,0 +1,53 @@
+# One task runner for sda-lite. Every target builds the virtual environment first if needed.
+#
+#   make book   set up from nothing, then execute every chapter and build the HTML book
+#   make test   set up from nothing, then run the unit tests and every chapter under nbval
+#   make lab    set up from nothing, then open JupyterLab on the book
+#
+# TORCH is what pip installs for PyTorch before the package itself. The default pin installs
+# a CPU wheel where one lies in pip's find-links (as on our CI machines) and the regular
+# (CUDA-enabled on Linux) wheel from PyPI anywhere else. Override it to choose another build:
+#   make test TORCH="torch==2.13.0 --index-url <your PyTorch wheel index>"
+# SDA_SCALE (ci | cpu | full) sizes every chapter; see README.md.
+
+PYTHON ?= python3
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+CHAPTERS := $(wildcard book/*.md)
+NOTEBOOKS = $(patsubst %.md,%.ipynb,$(filter-out book/api.md,$(CHAPTERS)))
+
+.PHONY: install book test unit nbval lab notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[all]"
+	touch $@
+
+# Paired .ipynb copies of the jupytext chapters, next to their sources (git-ignored), so that
+# nbval and the book execute each chapter from the same working directory, book/.
+notebooks: $(STAMP)
+	$(BIN)/jupytext --quiet --to ipynb $(filter-out book/api.md,$(CHAPTERS))
+
+book: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/jupyter-book build book --warningiserror --keep-going --quiet
+	@echo "HTML book: book/_build/html/index.html"
+
+unit: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests
+
+nbval: notebooks
+	MPLBACKEND=Agg SDA_SCALE=$${SDA_SCALE:-ci} $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(NOTEBOOKS)
+
+test: unit nbval
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab book
+
+clean:
+	rm -rf book/_build book/*.ipynb
