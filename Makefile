@@ -35,7 +35,7 @@ notebooks: $(STAMP)
 	$(BIN)/jupytext --quiet --to ipynb $(filter-out book/api.md,$(CHAPTERS))
 
 book: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/jupyter-book build book --warningiserror --keep-going --quiet
+	$(BIN)/jupyter-book build book --warningiserror --keep-going --quiet
 	@echo "HTML book: book/_build/html/index.html"
 
 unit: $(STAMP)
