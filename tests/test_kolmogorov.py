@@ -1,0 +1,256 @@
+r"""Tests of the Kolmogorov flow (jax-cfd), its datasets and the torch helpers, on tiny grids."""
+
+import math
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from sda_lite.kolmogorov import (
+    KolmogorovFlow,
+    _jax,
+    _settings,
+    coarsen,
+    ensure_kolmogorov,
+    generate_kolmogorov,
+    kolmogorov_sizes,
+    upsample,
+    vorticity,
+)
+
+SIZE = 32  # simulated grid of the tests (11 inner steps per state)
+TINY = dict(size=SIZE, r=4, trajectories=10, burn=2, length=3)  # stored 8 x 8; batch=1 for exact resumes
+
+
+@pytest.fixture(scope="module")
+def flow():
+    return KolmogorovFlow(size=SIZE)
+
+
+def mac_divergence(x):
+    r"""The discrete divergence of jax-cfd's staggered field, at cell centres."""
+
+    h = 2 * math.pi / x.shape[-1]
+    ux, uy = x[..., 0, :, :], x[..., 1, :, :]
+    return (ux - ux.roll(1, dims=-2) + uy - uy.roll(1, dims=-1)) / h
+
+
+def test_importing_does_not_import_jax():
+    code = "import sys, sda_lite.kolmogorov, sda_lite.dynamics, sda_lite.data; assert 'jax' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lazy_class_from_dynamics():
+    from sda_lite.dynamics import KolmogorovFlow as K
+
+    assert K is KolmogorovFlow
+
+
+def test_tree_map_alias(monkeypatch):
+    jax = _jax()
+    monkeypatch.delattr(jax, "tree_map", raising=False)
+    assert _jax() is jax and jax.tree_map is jax.tree_util.tree_map
+    assert jax.tree_map(lambda a: a + 1, {"a": 1}) == {"a": 2}
+
+    sentinel = object()  # a present tree_map (older JAX) is left alone
+    monkeypatch.setattr(jax, "tree_map", sentinel, raising=False)
+    _jax()
+    assert jax.tree_map is sentinel
+
+
+def test_inner_steps():
+    # Courant 0.5 at max velocity 5: dt = 0.5 (2 pi / n) / 5, steps = ceil(0.2 / dt)
+    assert KolmogorovFlow(size=256).steps == 82
+    assert KolmogorovFlow(size=128).steps == 41
+    assert KolmogorovFlow(size=SIZE).steps == math.ceil(0.2 / (0.1 * 2 * math.pi / SIZE))
+
+
+def test_bad_flow_settings():
+    with pytest.raises(ValueError, match="size=0"):
+        KolmogorovFlow(size=0)
+    with pytest.raises(ValueError, match="dt=-0.2"):
+        KolmogorovFlow(size=SIZE, dt=-0.2)
+
+
+def test_prior(flow):
+    x = flow.prior((3,), generator=torch.Generator().manual_seed(1))
+    assert x.shape == (3, 2, SIZE, SIZE) and x.dtype == torch.float32
+    assert torch.equal(x, flow.prior((3,), generator=torch.Generator().manual_seed(1)))
+    assert not torch.equal(x[0], x[1])
+    # filtered field: maximum speed 3, no mean flow, divergence-free
+    speed = x.square().sum(dim=1).sqrt().flatten(1).amax(dim=1)
+    assert torch.allclose(speed, torch.full((3,), 3.0), rtol=1e-4)
+    assert x.mean(dim=(-2, -1)).abs().max() < 1e-4
+    assert mac_divergence(x).abs().max() < 1e-3
+    assert flow.prior(generator=torch.Generator().manual_seed(1)).shape == (2, SIZE, SIZE)
+
+
+def test_trajectory(flow):
+    x = flow.prior((2, 1), generator=torch.Generator().manual_seed(2))
+    xs = flow.trajectory(x, 4)
+    assert xs.shape == (2, 1, 4, 2, SIZE, SIZE)
+    assert torch.equal(xs[..., 0, :, :, :], x)
+    assert torch.equal(xs[..., 1, :, :, :], flow.transition(x))  # deterministic
+    assert torch.isfinite(xs).all() and xs.abs().max() < 10
+    assert not torch.allclose(xs[..., 3, :, :, :], x, atol=1e-2)
+    # the projection keeps every state divergence-free on jax-cfd's staggered grid
+    grad = (xs - xs.roll(1, dims=-1)).abs().max() * SIZE / (2 * math.pi)
+    assert mac_divergence(xs).abs().max() < 1e-5 * grad
+
+
+def test_forcing_from_rest(flow):
+    # From rest, the shear u_x(y) is not advected: du/dt = sin(4y) - (0.1 + 16 / Re) u
+    x = flow.transition(torch.zeros(2, SIZE, SIZE))
+    a = 0.1 + 16 / 1000
+    y = (torch.arange(SIZE) + 0.5) * 2 * math.pi / SIZE  # u_x lives at y = (j + 1/2) h
+    expected = (1 - math.exp(-a * 0.2)) / a * torch.sin(4 * y)
+    assert torch.allclose(x[0], expected.expand(SIZE, SIZE), atol=1e-3)
+    assert x[1].abs().max() < 1e-5
+
+
+def test_flow_errors(flow):
+    with pytest.raises(ValueError, match=r"\(5, 2, 16, 16\).*\(\*batch, 2, 32, 32\)"):
+        flow.transition(torch.zeros(5, 2, 16, 16))
+    with pytest.raises(ValueError, match="length=0"):
+        flow.trajectory(torch.zeros(2, SIZE, SIZE), 0)
+    with pytest.raises(NotImplementedError, match="deterministic"):
+        flow.log_prob(torch.zeros(2, SIZE, SIZE), torch.zeros(2, SIZE, SIZE))
+
+
+def test_vorticity_analytic():
+    H, W = 16, 24  # axis -2 is x, axis -1 is y
+    x = torch.arange(H, dtype=torch.float64)[:, None] * 2 * math.pi / H
+    y = torch.arange(W, dtype=torch.float64)[None, :] * 2 * math.pi / W
+    ux = torch.sin(3 * y) + 0 * x
+    uy = torch.cos(2 * x) + torch.sin(x + y)
+    u = torch.stack((ux, uy)).expand(3, 2, H, W)
+    expected = -2 * torch.sin(2 * x) + torch.cos(x + y) - 3 * torch.cos(3 * y)
+    w = vorticity(u)
+    assert w.shape == (3, H, W) and w.dtype == torch.float64
+    assert torch.allclose(w, expected.expand(3, H, W), atol=1e-10)
+    with pytest.raises(ValueError, match=r"\(3, 16, 24\)"):
+        vorticity(u[:, 0])
+
+
+def test_coarsen():
+    x = torch.randn(2, 3, 8, 12)
+    y = coarsen(x, 4)
+    assert y.shape == (2, 3, 2, 3)
+    assert torch.allclose(y[1, 2, 1, 2], x[1, 2, 4:8, 8:12].mean())
+    assert torch.allclose(y.mean(dim=(-2, -1)), x.mean(dim=(-2, -1)), atol=1e-6)
+    with pytest.raises(ValueError, match=r"8x12.*r=5"):
+        coarsen(x, 5)
+    with pytest.raises(ValueError, match="r=0"):
+        coarsen(x, 0)
+
+
+@pytest.mark.parametrize("r", [2, 3, 4])
+def test_upsample(r):
+    x = torch.randn(2, 5, 8, 6, dtype=torch.float64)
+    y = upsample(x, r)
+    assert y.shape == (2, 5, 8 * r, 6 * r)
+    assert torch.allclose(y.mean(dim=(-2, -1)), x.mean(dim=(-2, -1)), atol=1e-12)
+    assert torch.allclose(upsample(torch.ones(4, 4), r), torch.ones(4 * r, 4 * r))
+
+
+def test_upsample_is_centred_and_periodic():
+    # coarse values at block centres, interpolated to fine cell centres, across the periodic seam
+    n, r = 32, 4
+    t = lambda m: (torch.arange(m, dtype=torch.float64) + 0.5) * 2 * math.pi / m
+    f = lambda a, b: torch.cos(a[:, None]) * torch.sin(b[None, :] + 1)
+    y = upsample(f(t(n), t(n)), r)
+    assert (y - f(t(n * r), t(n * r))).abs().max() < 0.01
+    assert coarsen(upsample(torch.eye(4), 2), 2).sum() == pytest.approx(4)
+
+
+def test_sizes():
+    for scale in ("ci", "cpu", "full"):
+        s = kolmogorov_sizes(scale)
+        assert s["size"] % s["r"] == 0 and (s["size"] // s["r"]) % 8 == 0
+    assert kolmogorov_sizes("full") == dict(size=256, r=4, trajectories=1024, burn=64, length=64)
+
+
+def test_bad_dataset_settings():
+    with pytest.raises(ValueError, match=r"size=30.*r=4"):
+        _settings(30, 4, 10, 2, 3, 0.2, 1000.0, 0)
+    with pytest.raises(ValueError, match="size=0"):
+        _settings(0, 4, 10, 2, 3, 0.2, 1000.0, 0)
+    with pytest.raises(ValueError, match="length=-1"):
+        _settings(32, 4, 10, 2, -1, 0.2, 1000.0, 0)
+    with pytest.raises(ValueError, match="trajectories=3"):
+        _settings(32, 4, 3, 2, 3, 0.2, 1000.0, 0)
+    with pytest.raises(ValueError, match=r"size=30.*r=4"):
+        ensure_kolmogorov("unused.h5", "ci", size=30, r=4)
+
+
+def read(path):
+    with h5py.File(path, "r") as file:
+        return {s: file[s][...] for s in ("train", "valid", "test")}, dict(file.attrs)
+
+
+def test_dataset(tmp_path, flow, monkeypatch):
+    path = ensure_kolmogorov(tmp_path / "k.h5", "ci", seed=5, progress=False, batch=1, **TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5"]  # no partial or temporary left
+    data, attrs = read(path)
+    assert {s: x.shape for s, x in data.items()} == {
+        "train": (8, 3, 2, 8, 8),
+        "valid": (1, 3, 2, 8, 8),
+        "test": (1, 3, 2, 8, 8),
+    }
+    assert attrs["seed"] == 5 and attrs["grid"] == 8 and attrs["system"] == "KolmogorovFlow"
+
+    # trajectory n starts from the prior under seed + n, drops `burn` states, is coarsened by r
+    x = flow.prior((1,), generator=torch.Generator().manual_seed(5 + 9))
+    x = coarsen(flow.trajectory(x, 5)[:, 2:], 4)
+    np.testing.assert_allclose(data["test"], x.numpy(), atol=1e-6)
+
+    # a matching file is reused; a mismatched one is regenerated
+    calls = []
+    original = KolmogorovFlow.trajectory
+    monkeypatch.setattr(KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ensure_kolmogorov(path, "ci", seed=5, progress=False, batch=1, **TINY)
+    assert calls == []
+    ensure_kolmogorov(path, "ci", seed=6, progress=False, batch=1, **TINY)
+    assert len(calls) == 10 and read(path)[1]["seed"] == 6
+
+
+def test_resume_after_interruption(tmp_path, monkeypatch):
+    reference = read(generate_kolmogorov(tmp_path / "ref.h5", progress=False, batch=1, **TINY))[0]
+
+    path = tmp_path / "k.h5"
+    path.write_bytes(b"not an HDF5 file")  # a corrupt dataset is regenerated...
+    calls = []
+    original = KolmogorovFlow.trajectory
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 4:
+            raise KeyboardInterrupt("simulated interruption")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(KolmogorovFlow, "trajectory", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_kolmogorov(path, "ci", progress=False, batch=1, **TINY)
+    assert path.read_bytes() == b"not an HDF5 file"  # ...and never replaced by a partial one
+    with h5py.File(tmp_path / "k.h5.partial", "r") as file:
+        assert file.attrs["done"] == 4
+
+    calls.clear()
+    monkeypatch.setattr(KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ensure_kolmogorov(path, "ci", progress=False, batch=1, **TINY)
+    assert len(calls) == 6  # the 4 finished trajectories are not recomputed
+    data = read(path)[0]
+    assert all(np.array_equal(data[s], reference[s]) for s in reference)
+    assert not (tmp_path / "k.h5.partial").exists()
+
+
+def test_mismatched_partial_is_restarted(tmp_path):
+    partial = tmp_path / "k.h5.partial"
+    with h5py.File(partial, "w") as file:
+        file.attrs.update(_settings(**{**TINY, "trajectories": 12}, dt=0.2, reynolds=1000.0, seed=0), done=3)
+        file.create_dataset("x", data=np.full((12, 3, 2, 8, 8), 7.0, dtype=np.float32))
+    data = read(generate_kolmogorov(tmp_path / "k.h5", progress=False, batch=1, **TINY))[0]
+    assert not partial.exists() and not any((data[s] == 7.0).all() for s in data)
