@@ -1,0 +1,461 @@
+r"""Classical data assimilation: the references and baselines that SDA is judged against.
+
+Every method assimilates observations of a :class:`~sda_lite.dynamics.MarkovChain`
+
+.. math:: y_k = A(x_{k n}) + \sigma_y \epsilon_k, \quad \epsilon_k \sim \mathcal{N}(0, I), \quad k = 0, \dots, K - 1,
+
+taken every ``n = every`` states from the first, with ``A`` acting on one state ``(*batch, D) -> (*batch, M)``
+and ``y: (K, M)``. Trajectories have ``L >= (K - 1) n + 1`` states (``length``, by default the least).
+
+* :func:`particle_filter` -- the bootstrap particle filter that resamples whole histories; it returns
+  posterior trajectories and is the paper's ground truth (2^14 particles);
+* :func:`kalman_smoother` -- the exact posterior marginals of a :class:`~sda_lite.dynamics.LinearGaussian`
+  chain (the Rauch-Tung-Striebel smoother of :mod:`sda_lite.dynamics`);
+* :func:`enkf`, :func:`enks` -- the ensemble Kalman filter and smoother with perturbed observations;
+* :func:`fourdvar` -- weak-constraint 4D-Var, the maximum a posteriori trajectory by L-BFGS.
+
+:class:`Deterministic` removes the transition noise of a chain, for filters on noise-free dynamics.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, NamedTuple
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from sda_lite.dynamics import LinearGaussian, MarkovChain
+
+Operator = Callable[[Tensor], Tensor]
+
+
+class Deterministic(MarkovChain):
+    r"""The noise-free version of a chain with an ``rk4`` step: :math:`x_{i+1} = \mathrm{RK4}(x_i)`.
+
+    The prior is the wrapped chain's. The transition density is a Dirac, so ``log_prob`` is undefined.
+    Used for the DAPPER benchmark (``Deterministic(NoisyLorenz63(dt=0.01))``).
+    """
+
+    def __init__(self, chain: MarkovChain):
+        if not callable(getattr(chain, "rk4", None)):
+            raise ValueError(f"chain={type(chain).__name__}: expected a chain with a deterministic rk4(x) step")
+        self.chain, self.D = chain, chain.D
+
+    def prior(self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> Tensor:
+        return self.chain.prior(shape, generator=generator)
+
+    def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.chain.rk4(x)
+
+    def log_prob(self, x_prev: Tensor, x_next: Tensor) -> Tensor:
+        raise NotImplementedError("a deterministic transition has no density")
+
+
+def _setup(chain: MarkovChain, y: Tensor, A: Operator, std, every: int, length: int | None, x: Tensor):
+    r"""Validates the common arguments; returns ``std`` as a tensor and the trajectory length ``L``."""
+
+    if not isinstance(y, Tensor) or y.ndim != 2 or y.shape[0] < 1:
+        shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise ValueError(f"y has shape {shape}: expected observations (K >= 1, M)")
+    if not isinstance(every, int) or every < 1:
+        raise ValueError(f"every={every!r}: expected an integer >= 1")
+    K, M = y.shape
+    L = (K - 1) * every + 1 if length is None else length
+    if not isinstance(L, int) or L < (K - 1) * every + 1:
+        raise ValueError(f"length={length!r}: expected an integer >= {(K - 1) * every + 1} to hold {K} observations every {every} states")
+    if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[-1] != chain.D:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x0 has shape {shape}: expected an ensemble (N, {chain.D})")
+    Ax = A(x)
+    if Ax.shape[-1] != M:
+        raise ValueError(f"A maps a state to {Ax.shape[-1]} values but y has M = {M}: expected A(x): (*batch, {M})")
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    if not (std > 0).all() or std.numel() not in (1, M):
+        raise ValueError(f"std={std.tolist()!r}: expected a positive scalar or {M} positive values")
+    return std, L
+
+
+def _gaussian_log_lik(y: Tensor, Ax: Tensor, std: Tensor) -> Tensor:
+    r""":math:`\log \mathcal{N}(y \mid A(x), \sigma_y^2 I)` summed over the last dimension."""
+
+    z = (y - Ax) / std
+    return -0.5 * (z.square() + math.log(2 * math.pi) + 2 * std.log()).sum(dim=-1)
+
+
+def _resample(w: Tensor, n: int, method: str, generator: torch.Generator | None) -> Tensor:
+    r"""Draws ``n`` ancestor indices from the normalised weights ``w: (N,)``.
+
+    * ``"multinomial"``: i.i.d. draws from :math:`\mathrm{Cat}(w)`;
+    * ``"systematic"``: one uniform :math:`u`, indices :math:`F^{-1}((j + u) / n)` for :math:`j < n`
+      (lower variance, the default).
+    """
+
+    if method == "multinomial":
+        return torch.multinomial(w, n, replacement=True, generator=generator)
+    u = torch.rand((), generator=generator, dtype=w.dtype, device=w.device)
+    u = (u + torch.arange(n, dtype=w.dtype, device=w.device)) / n
+    return torch.searchsorted(w.cumsum(0), u).clamp(max=len(w) - 1)
+
+
+class Step(NamedTuple):
+    r"""One state of :func:`bootstrap_filter`.
+
+    Attributes:
+        x: The particles at this state, ``(N, D)``.
+        log_w: Their normalised log-weights, ``(N,)``, after assimilating this state's observation.
+        parents: The resampling indices ``(N,)`` that drew the previous particles, ``x_prev[parents]``,
+            before they moved to this state; ``None`` if there was no resampling.
+        log_evidence: :math:`\log p(y_{0:k})` of the observations assimilated so far.
+    """
+
+    x: Tensor
+    log_w: Tensor
+    parents: Tensor | None
+    log_evidence: Tensor
+
+
+def bootstrap_filter(
+    chain: MarkovChain,
+    y: Tensor,
+    A: Operator,
+    std: float | Tensor,
+    every: int = 1,
+    length: int | None = None,
+    particles: int = 2**14,
+    x0: Tensor | None = None,
+    resampling: str = "systematic",
+    ess: float = 1.0,
+    jitter: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Iterator[Step]:
+    r"""The bootstrap particle filter, one state at a time (sequential importance resampling).
+
+    Particles move with the transition, :math:`x_i^n \sim p(x_i \mid x_{i-1}^n)`, and at each
+    observation are reweighted by the likelihood, :math:`w^n \propto w^n \, \mathcal{N}(y_k \mid A(x_i^n),
+    \sigma_y^2 I)`. The evidence grows by :math:`\log \sum_n w^n_{prev} \, p(y_k \mid x_i^n)`.
+    Whenever the effective sample size :math:`1 / \sum_n (w^n)^2 \leq \mathrm{ess} \cdot N` after an
+    observation (always, for the default ``ess = 1``), the particles are resampled to equal weights.
+
+    On noise-free dynamics, resampled copies never separate again. ``jitter > 0`` then regularises
+    the filter as DAPPER's ``PartFilt(reg=jitter)``: after resampling, each particle drawn more
+    than once is moved by :math:`\mathcal{N}(0, h^2 C)`, with :math:`C` the weighted covariance of the
+    particles before resampling and :math:`h = \mathrm{jitter} \cdot N^{-1/(D+4)}` (Scott's rule). This
+    samples a kernel-smoothed filter, whose bias vanishes as :math:`N` grows.
+
+    Arguments:
+        chain: The Markov chain (``transition(x, generator)`` and, without ``x0``, ``prior``).
+        y: The observations ``(K, M)`` of the states ``0, n, 2n, ...`` with ``n = every``.
+        A: The observation operator of one state, ``(*batch, D) -> (*batch, M)``.
+        std: The observation noise standard deviation, a float or ``(M,)``.
+        length: The number of states ``L`` (default ``(K - 1) n + 1``).
+        particles: The number of particles ``N``, drawn from ``chain.prior`` when ``x0`` is not given.
+        x0: The initial particles ``(N, D)``, samples of :math:`p(x_0)`.
+        resampling: ``"systematic"`` or ``"multinomial"``.
+        ess: The resampling threshold, a fraction of ``N`` in ``(0, 1]``.
+        jitter: The regularisation factor (0 for stochastic dynamics).
+
+    Yields:
+        One :class:`Step` per state ``i = 0, ..., L - 1``.
+    """
+
+    if resampling not in ("systematic", "multinomial"):
+        raise ValueError(f"resampling={resampling!r}: expected 'systematic' or 'multinomial'")
+    if not 0 < ess <= 1:
+        raise ValueError(f"ess={ess!r}: expected a fraction in (0, 1]")
+    if not jitter >= 0:
+        raise ValueError(f"jitter={jitter!r}: expected a non-negative regularisation factor")
+    if x0 is None:
+        if not isinstance(particles, int) or particles < 1:
+            raise ValueError(f"particles={particles!r}: expected a positive integer")
+        x0 = chain.prior((particles,), generator=generator)
+    std, L = _setup(chain, y, A, std, every, length, x0)
+    if x0.ndim != 2:
+        raise ValueError(f"x0 has shape {tuple(x0.shape)}: expected particles (N, {chain.D})")
+
+    x, (N, D) = x0, x0.shape
+    y = y.to(x)
+    log_w = torch.full((N,), -math.log(N), dtype=x.dtype, device=x.device)
+    log_z = torch.zeros((), dtype=torch.float64, device=x.device)
+    resample, parents = False, None
+
+    for i in range(L):
+        if i > 0:
+            if resample:
+                parents = _resample(log_w.exp(), N, resampling, generator)
+                x_new = x[parents]
+                if jitter > 0:
+                    w = log_w.exp() if log_w.max().exp() < 1 - 1e-5 else torch.full_like(log_w, 1 / N)
+                    dx = x - w @ x
+                    C = (w[:, None] * dx).mT @ dx / (1 - w.square().sum())
+                    h = jitter * N ** (-1 / (D + 4))
+                    chol = torch.linalg.cholesky(C + 1e-9 * C.diagonal().mean() * torch.eye(D, dtype=C.dtype, device=C.device))
+                    dup = torch.bincount(parents, minlength=N)[parents] > 1
+                    z = torch.randn(N, D, generator=generator, dtype=x.dtype, device=x.device)
+                    x_new = x_new + dup[:, None] * h * (z @ chol.mT)
+                x = x_new
+                log_w = torch.full_like(log_w, -math.log(N))
+                resample = False
+            else:
+                parents = None
+            x = chain.transition(x, generator=generator)
+        if i % every == 0 and i // every < len(y):
+            log_lik = _gaussian_log_lik(y[i // every], A(x), std)
+            log_w = log_w + log_lik
+            log_norm = torch.logsumexp(log_w, dim=0)
+            log_w = log_w - log_norm
+            log_z = log_z + log_norm.double()
+            resample = 1 / log_w.mul(2).exp().sum() <= ess * N
+        yield Step(x, log_w, parents, log_z)
+
+
+def particle_filter(
+    chain: MarkovChain,
+    y: Tensor,
+    A: Operator,
+    std: float | Tensor,
+    every: int = 1,
+    length: int | None = None,
+    particles: int = 2**14,
+    samples: int = 1024,
+    x0: Tensor | None = None,
+    resampling: str = "systematic",
+    ess: float = 1.0,
+    jitter: float = 0.0,
+    evidence: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> Tensor | tuple[Tensor, Tensor]:
+    r"""Posterior trajectories :math:`x_{0:L-1} \sim p(x_{0:L-1} \mid y)` by a bootstrap particle filter.
+
+    Each particle carries its whole history, and resampling copies histories (the paper's ground
+    truth, after Doucet & Johansen's "filter-smoother"): the final weighted histories approximate the
+    joint posterior, from which ``samples`` trajectories are drawn i.i.d. (multinomially). Early
+    states share few ancestors (path degeneracy), so this reference is best where observations are
+    informative and the trajectory short (the paper: 65 states, :math:`2^{14}` particles).
+
+    Arguments are those of :func:`bootstrap_filter`, and:
+        samples: The number of trajectories returned.
+        evidence: Whether to return :math:`\log p(y)` too.
+        progress: Whether to show a progress bar.
+
+    Returns:
+        Trajectories ``(samples, L, D)`` and, if ``evidence``, the log-evidence (a scalar tensor).
+    """
+
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples={samples!r}: expected a positive integer")
+
+    steps = bootstrap_filter(chain, y, A, std, every, length, particles, x0, resampling, ess, jitter, generator)
+    history = []  # the particles' histories, state by state
+    for step in tqdm(steps, desc="particle filter", disable=not progress):
+        if step.parents is not None:  # resampling copies whole histories
+            history = list(torch.stack(history, dim=1)[step.parents].unbind(dim=1))
+        history.append(step.x)
+    j = torch.multinomial(step.log_w.exp(), samples, replacement=True, generator=generator)
+    x = torch.stack(history, dim=1)[j]
+    return (x, step.log_evidence) if evidence else x
+
+
+def kalman_smoother(
+    chain: LinearGaussian,
+    y: Tensor,
+    H: Tensor,
+    std: float | Tensor,
+    every: int = 1,
+    length: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""The exact posterior marginals :math:`p(x_i \mid y) = \mathcal{N}(m_i, P_i)` of a linear-Gaussian chain.
+
+    A wrapper of :meth:`LinearGaussian.kalman_smoother` (Kalman filter + Rauch-Tung-Striebel) with the
+    arguments of the other baselines: ``A(x) = x H^T`` and :math:`R = \mathrm{diag}(\sigma_y^2)`.
+
+    Arguments:
+        chain: The linear-Gaussian chain.
+        y: The observations ``(K, M)``.
+        H: The observation matrix ``(M, D)``.
+        std: The observation noise standard deviation, a float or ``(M,)``.
+
+    Returns:
+        The means ``(L, D)`` and covariances ``(L, D, D)``, in float64.
+    """
+
+    if not isinstance(chain, LinearGaussian):
+        raise ValueError(f"chain={type(chain).__name__}: expected a LinearGaussian chain")
+    H = torch.as_tensor(H, dtype=torch.float64)
+    std = torch.as_tensor(std, dtype=torch.float64)
+    if not (std > 0).all():
+        raise ValueError(f"std={std.tolist()!r}: expected positive noise standard deviations")
+    R = torch.diag(std.square().expand(H.shape[0]))
+    return chain.kalman_smoother(y, H, R, every=every, length=length)
+
+
+def enkf(
+    chain: MarkovChain,
+    y: Tensor,
+    A: Operator,
+    std: float | Tensor,
+    every: int = 1,
+    length: int | None = None,
+    members: int = 100,
+    x0: Tensor | None = None,
+    inflation: float = 1.0,
+    smooth: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> Tensor:
+    r"""The stochastic ensemble Kalman filter (perturbed observations), or smoother (``smooth=True``).
+
+    Members move with the transition. At an observation, with anomalies :math:`X = E - \bar{E}` of
+    the ensemble ``E: (N, D)``, :math:`Y = A(E) - \overline{A(E)}` and perturbed innovations
+    :math:`d_n = y + e_n - A(E_n)`, :math:`e_n \sim \mathcal{N}(0, R)` (centred over members),
+
+    .. math:: C = Y^\top Y + (N - 1) R, \quad W = d \, C^{-1} Y^\top, \quad E \leftarrow E + W X,
+
+    i.e. :math:`E_n + K d_n` with the ensemble Kalman gain :math:`K = X^\top Y C^{-1}`. Then
+    anomalies are inflated, :math:`E \leftarrow \bar{E} + \lambda (E - \bar{E})`. The smoother
+    (EnKS) applies the same :math:`W` to the anomalies of every past state, so each member becomes
+    a sample of :math:`p(x_{0:i} \mid y_{0:k})` (exact as :math:`N \to \infty` for linear-Gaussian chains).
+
+    Arguments:
+        chain: The Markov chain (``transition(x, generator)`` and, without ``x0``, ``prior``).
+        y, A, std, every, length: The observations, as in :func:`bootstrap_filter`.
+        members: The ensemble size ``N >= 2``, drawn from ``chain.prior`` when ``x0`` is not given.
+        x0: The initial ensemble ``(N, D)``.
+        inflation: The multiplicative inflation :math:`\lambda \geq 1` after each analysis.
+        smooth: Whether to smooth (EnKS) rather than filter (EnKF).
+        progress: Whether to show a progress bar.
+
+    Returns:
+        The members' trajectories ``(N, L, D)``: filtered states :math:`x_i \mid y_{jn \leq i}` for the
+        EnKF, smoothed ones :math:`x_i \mid y` for the EnKS.
+    """
+
+    if x0 is None:
+        if not isinstance(members, int) or members < 2:
+            raise ValueError(f"members={members!r}: expected an integer >= 2")
+        x0 = chain.prior((members,), generator=generator)
+    std, L = _setup(chain, y, A, std, every, length, x0)
+    if x0.ndim != 2 or x0.shape[0] < 2:
+        raise ValueError(f"x0 has shape {tuple(x0.shape)}: expected an ensemble (N >= 2, {chain.D})")
+    if not inflation >= 1:
+        raise ValueError(f"inflation={inflation!r}: expected a factor >= 1")
+
+    N, M = x0.shape[0], y.shape[1]
+    y = y.to(x0)
+    R = torch.diag(std.square().expand(M))
+    E = torch.empty(N, L, x0.shape[1], dtype=x0.dtype, device=x0.device)
+    E[:, 0] = x0
+    for i in tqdm(range(L), desc="EnKS" if smooth else "EnKF", disable=not progress):
+        if i > 0:
+            E[:, i] = chain.transition(E[:, i - 1], generator=generator)
+        if i % every == 0 and i // every < len(y):
+            Ax = A(E[:, i])
+            Y = Ax - Ax.mean(0)
+            e = torch.randn(N, M, generator=generator, dtype=E.dtype, device=E.device) * std
+            d = y[i // every] + (e - e.mean(0)) - Ax
+            C = Y.mT @ Y + (N - 1) * R
+            W = torch.linalg.solve(C, d.mT).mT @ Y.mT  # (N, N)
+            past = slice(0, i + 1) if smooth else slice(i, i + 1)
+            X = E[:, past] - E[:, past].mean(0)
+            E[:, past] += torch.einsum("nm,mld->nld", W, X)
+            if inflation != 1:
+                m = E[:, i].mean(0)
+                E[:, i] = m + inflation * (E[:, i] - m)
+    return E
+
+
+def enks(
+    chain: MarkovChain,
+    y: Tensor,
+    A: Operator,
+    std: float | Tensor,
+    every: int = 1,
+    length: int | None = None,
+    members: int = 100,
+    x0: Tensor | None = None,
+    inflation: float = 1.0,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+) -> Tensor:
+    r"""The ensemble Kalman smoother (EnKS): :func:`enkf` with ``smooth=True``.
+
+    Returns:
+        The members' smoothed trajectories ``(N, L, D)``, samples of :math:`p(x_{0:L-1} \mid y)`
+        (exactly so as :math:`N \to \infty` for a linear-Gaussian chain).
+    """
+
+    return enkf(chain, y, A, std, every, length, members, x0, inflation, True, generator, progress)
+
+
+def fourdvar(
+    chain: MarkovChain,
+    y: Tensor,
+    A: Operator,
+    std: float | Tensor,
+    x: Tensor,
+    every: int = 1,
+    prior: bool | Callable[[Tensor], Tensor] = True,
+    iterations: int = 16,
+    progress: bool = True,
+) -> Tensor:
+    r"""Weak-constraint 4D-Var: the maximum a posteriori trajectory, by L-BFGS from initial guesses.
+
+    Minimises, for every trajectory of the batch independently,
+
+    .. math:: J(x) = -\log p(x_0) - \sum_{i=0}^{L-2} \log p(x_{i+1} \mid x_i)
+        - \sum_k \log \mathcal{N}(y_k \mid A(x_{kn}), \sigma_y^2 I),
+
+    where the transition density (``chain.log_prob``) makes the model a weak constraint. The minimum
+    is a posterior mode; for a multimodal posterior, starting from posterior samples finds several.
+
+    Arguments:
+        chain: The Markov chain with ``log_prob``.
+        y, A, std, every: The observations, as in :func:`bootstrap_filter`.
+        x: Initial trajectories ``(*batch, L, D)`` (e.g. a background, or posterior samples).
+        prior: The term :math:`\log p(x_0)`: ``True`` for the chain's Gaussian prior
+            :math:`\mathcal{N}(m_0, P_0)`, ``False`` for none (a flat prior), or a callable
+            ``(*batch, D) -> (*batch)``.
+        iterations: The number of L-BFGS calls (each up to 20 iterations, strong Wolfe line search).
+        progress: Whether to show a progress bar.
+
+    Returns:
+        The optimised trajectories ``(*batch, L, D)``.
+    """
+
+    if not isinstance(x, Tensor) or x.ndim < 2:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x has shape {shape}: expected initial trajectories (*batch, L, D)")
+    std, L = _setup(chain, y, A, std, every, x.shape[-2], x)
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations={iterations!r}: expected a positive integer")
+    if prior is True:
+        if not hasattr(chain, "m0") or not hasattr(chain, "P0"):
+            raise ValueError(f"prior=True but {type(chain).__name__} has no Gaussian prior (m0, P0): pass False or a callable")
+        p0 = torch.distributions.MultivariateNormal(chain.m0.to(x), chain.P0.to(x))
+        log_p0 = p0.log_prob
+    elif prior is False:
+        log_p0 = None
+    elif callable(prior):
+        log_p0 = prior
+    else:
+        raise ValueError(f"prior={prior!r}: expected True, False or a callable log-density")
+
+    K = len(y)
+    y = y.to(x)
+    x = x.detach().clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([x], line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        J = -chain.log_prob(x[..., :-1, :], x[..., 1:, :]).sum()
+        J = J - _gaussian_log_lik(y, A(x[..., : (K - 1) * every + 1 : every, :]), std).sum()
+        if log_p0 is not None:
+            J = J - log_p0(x[..., 0, :]).sum()
+        J.backward()
+        return J
+
+    for _ in tqdm(range(iterations), desc="4D-Var", disable=not progress):
+        optimizer.step(closure)
+    return x.detach()
