@@ -225,3 +225,15 @@ class TrajectoryWindows(Dataset):
         x = self.x[i % len(self.x)]
         start = torch.randint(0, x.shape[0] - self.window + 1, (), generator=self.generator).item()
         return x[start : start + self.window]
+
+    def __getitems__(self, indices: list[int]) -> list[Tensor]:
+        r"""The items ``indices`` at once (one random start each), drawn in one vectorised call: a
+        faster equivalent of ``[self[i] for i in indices]`` that ``torch.utils.data.DataLoader`` and
+        :func:`sda_lite.train.train` use."""
+
+        i = torch.as_tensor(indices, dtype=torch.long)
+        if i.numel() and not (-self.length <= i.min() and i.max() < self.length):
+            raise IndexError(f"indices in [{i.min()}, {i.max()}] out of range for {self.length} items")
+        N, L, _ = self.x.shape
+        start = torch.randint(0, L - self.window + 1, i.shape, generator=self.generator)
+        return list(self.x[(i % N)[:, None], start[:, None] + torch.arange(self.window)].unbind(0))

@@ -1,0 +1,366 @@
+r"""Tests of sda_lite.train: the loop, learning-rate schedules, checkpoints, resuming and priors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+import sda_lite.train as T
+from sda_lite.diffusion import VPSDE
+from sda_lite.train import (
+    check_config,
+    ensure_prior,
+    load_checkpoint,
+    lr_factor,
+    plot_history,
+    read_config,
+    save_checkpoint,
+    train,
+)
+
+
+class TinyEps(nn.Module):
+    r"""A stand-in noise network over ``x: (*batch, D)``: an MLP of ``(x, t)``."""
+
+    def __init__(self, D: int = 2, width: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(D + 1, width), nn.SiLU(), nn.Linear(width, D))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[:-1])
+        return self.net(torch.cat((x, t[..., None]), dim=-1))
+
+
+def tiny(seed: int = 0) -> VPSDE:
+    torch.manual_seed(seed)
+    return VPSDE(TinyEps(), shape=(2,))
+
+
+def data(n: int = 256, seed: int = 1) -> Tensor:
+    r"""A narrow Gaussian ``(n, 2)`` around (1, -1): easy to denoise, so the loss can fall far."""
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.tensor([1.0, -1.0]) + 0.1 * torch.randn(n, 2, generator=g)
+
+
+def weights(sde: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in sde.state_dict().items()}
+
+
+def assert_same(a: dict[str, Tensor], b: dict[str, Tensor], atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=atol), k
+
+
+def test_loss_falls():
+    sde = tiny()
+    history = train(sde, data(), epochs=30, batch_size=32, lr=1e-2, valid=data(64, seed=2), progress=False)
+    assert len(history["train"]) == len(history["valid"]) == len(history["lr"]) == 30
+    assert history["train"][-1] < 0.5 * history["train"][0]
+    assert history["valid"][-1] < 0.5 * history["valid"][0]
+
+
+def test_dataset_forms_agree():
+    r"""A tensor, a Dataset of tensors and a Dataset of tuples give the same run."""
+
+    x = data(64)
+    runs = []
+    for dataset in (x, torch.utils.data.TensorDataset(x), list(x)):
+        sde = tiny()
+        runs.append((train(sde, dataset, epochs=2, batch_size=16, progress=False), weights(sde)))
+    for history, w in runs[1:]:
+        assert history == runs[0][0]
+        assert_same(w, runs[0][1])
+
+
+def test_seed_isolates_caller_state():
+    sde, x = tiny(), data(64)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    train(sde, x, epochs=1, batch_size=16, progress=False)
+    assert torch.equal(torch.rand(3), before)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_lr_schedule_end_points(schedule):
+    assert lr_factor(schedule, 0, 100) == 1
+    assert lr_factor(schedule, 50, 100) == pytest.approx(0.5)
+    assert lr_factor(schedule, 100, 100) == pytest.approx(0, abs=1e-12)
+    assert lr_factor("constant", 100, 100) == 1
+    # In a run the decay spans every step: the learning rate at the end of epoch e of E.
+    history = train(tiny(), data(64), epochs=4, batch_size=16, lr=0.1, schedule=schedule, progress=False)
+    expected = [0.1 * lr_factor(schedule, 4 * (e + 1), 16) for e in range(4)]
+    assert history["lr"] == pytest.approx(expected, abs=1e-12)
+    assert history["lr"][-1] == pytest.approx(0, abs=1e-12)
+
+
+def test_epoch_size():
+    r"""An epoch of epoch_size samples is epoch_size // batch_size steps, cycling through the data."""
+
+    seen = []
+
+    class Record(VPSDE):
+        def loss(self, x: Tensor) -> Tensor:
+            seen.append(x)
+            return super().loss(x)
+
+    torch.manual_seed(0)
+    sde, x = Record(TinyEps(), shape=(2,)), data(40)
+    history = train(sde, x, epochs=2, batch_size=16, epoch_size=96, lr=0.1, progress=False)
+    assert len(seen) == 12  # 2 epochs of 96 // 16 = 6 steps
+    assert history["lr"] == pytest.approx([0.05, 0.0], abs=1e-12)
+    first = torch.cat(seen[:5])  # 80 samples: two full permutations of the 40
+    assert torch.equal(first[:40].sort(dim=0).values, x.sort(dim=0).values)
+    assert torch.equal(first[40:].sort(dim=0).values, x.sort(dim=0).values)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(epochs=-1), ["epochs", "-1"]),
+        (dict(epochs=0), ["epochs", "0"]),
+        (dict(lr=0.0), ["lr", "0.0"]),
+        (dict(lr=-1e-3), ["lr", "-0.001"]),
+        (dict(schedule="step"), ["schedule", "'step'", "linear"]),
+        (dict(batch_size=65), ["batch_size", "65", "64"]),
+        (dict(batch_size=0), ["batch_size", "0"]),
+        (dict(weight_decay=-1.0), ["weight_decay", "-1.0"]),
+        (dict(ema=1.5), ["ema", "1.5"]),
+        (dict(every=0), ["every", "0"]),
+        (dict(epoch_size=8), ["epoch_size", "8", "16"]),
+    ],
+)
+def test_bad_input(kwargs, words):
+    kwargs = {"epochs": 1, "batch_size": 16, **kwargs}
+    with pytest.raises(ValueError) as error:
+        train(tiny(), data(64), progress=False, **kwargs)
+    for word in words:
+        assert word in str(error.value)
+    with pytest.raises(ValueError, match="'step'"):
+        lr_factor("step", 0, 1)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    sde = tiny()
+    history = train(sde, data(64), epochs=2, batch_size=16, directory=tmp_path / "ckpt", progress=False)
+    meta, state = load_checkpoint(tmp_path / "ckpt")
+    assert meta["progress"] == {"epoch": 2, "step": 8, "history": history}
+    assert meta["train"]["epochs"] == 2 and meta["train"]["lr"] == 1e-3
+    assert_same(state["model"], weights(sde), atol=0)
+    assert set(state) == {"model", "optimizer", "scheduler", "ema", "rng"}
+    json.dumps(meta)  # config.json is plain JSON
+
+
+def test_mismatch_names_field(tmp_path):
+    config = {"kind": "stand-in", "width": 16}
+    train(tiny(), data(64), epochs=1, batch_size=16, directory=tmp_path, config=config, progress=False)
+    with pytest.raises(ValueError, match=r"'width'.*16.*32"):
+        train(tiny(), data(64), epochs=1, batch_size=16, directory=tmp_path, config={**config, "width": 32}, progress=False)
+    with pytest.raises(ValueError, match=r"'lr'.*0\.001.*0\.01"):
+        train(tiny(), data(64), epochs=1, batch_size=16, lr=1e-2, directory=tmp_path, config=config, progress=False)
+    with pytest.raises(ValueError, match=r"'depth'.*None.*3"):
+        check_config({"width": 16}, {"width": 16, "depth": 3})
+    check_config({"channels": (64,)}, {"channels": [64]})  # equal once in JSON
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after(epoch: int):
+    def callback(e: int, history: dict) -> None:
+        if e == epoch:
+            raise Interrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_resume_continues_identically(tmp_path, every):
+    kwargs = dict(epochs=4, batch_size=16, lr=1e-2, valid=data(32, seed=2), ema=0.9, progress=False)
+    straight = tiny()
+    history = train(straight, data(64), **kwargs)
+
+    # Interrupted after epoch 3; with every = 2 the last checkpoint is that of epoch 2.
+    with pytest.raises(Interrupt):
+        train(tiny(), data(64), directory=tmp_path, every=every, callback=stop_after(3), **kwargs)
+    assert read_config(tmp_path)["progress"]["epoch"] == 3 // every * every
+
+    resumed = tiny(seed=7)  # other initial weights: they are replaced by the checkpoint's
+    torch.manual_seed(99)  # other caller state: the checkpoint's random state is used
+    assert train(resumed, data(64), directory=tmp_path, every=every, **kwargs) == history
+    assert_same(weights(resumed), weights(straight))
+
+
+class Crash(VPSDE):
+    r"""A VPSDE whose loss fails at its ``n``-th call (a crash in the middle of an epoch)."""
+
+    def __init__(self, n: int):
+        torch.manual_seed(0)
+        super().__init__(TinyEps(), shape=(2,))
+        self.n = n
+
+    def loss(self, x: Tensor) -> Tensor:
+        self.n -= 1
+        if self.n == 0:
+            raise RuntimeError("crash")
+        return super().loss(x)
+
+
+def test_resume_after_crash_mid_epoch(tmp_path):
+    straight = tiny()
+    history = train(straight, data(64), epochs=3, batch_size=16, progress=False)
+    with pytest.raises(RuntimeError, match="crash"):
+        train(Crash(n=10), data(64), epochs=3, batch_size=16, directory=tmp_path, every=1, progress=False)
+    assert read_config(tmp_path)["progress"]["epoch"] == 2  # 4 steps per epoch: crashed in epoch 3
+    resumed = Crash(n=-1)
+    assert train(resumed, data(64), epochs=3, batch_size=16, directory=tmp_path, every=1, progress=False) == history
+    assert_same(weights(resumed), weights(straight))
+
+
+def test_finished_checkpoint_is_not_retrained(tmp_path):
+    sde = tiny()
+    history = train(sde, data(64), epochs=2, batch_size=16, directory=tmp_path, progress=False)
+    again = tiny(seed=3)
+    assert train(again, data(64), epochs=2, batch_size=16, directory=tmp_path, progress=False) == history
+    assert_same(weights(again), weights(sde))
+
+
+def test_atomic_write(tmp_path, monkeypatch):
+    directory = tmp_path / "ckpt"
+    sde = tiny()
+    train(sde, data(64), epochs=1, batch_size=16, directory=directory, progress=False)
+    before = weights(sde)
+    meta = read_config(directory)
+
+    def broken_save(obj, path):  # writes half a file, then fails
+        with open(path, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(T.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(directory, {"model": None}, {"model": {}})
+    with pytest.raises(OSError, match="disk full"):
+        train(tiny(seed=5), data(64), epochs=2, batch_size=16, directory=tmp_path / "new", progress=False)
+    monkeypatch.undo()
+
+    assert read_config(directory) == meta
+    assert_same(load_checkpoint(directory)[1]["model"], before, atol=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary left, no partial "new"
+
+
+def test_interrupted_swap_recovers_previous(tmp_path, monkeypatch):
+    r"""A crash between moving the old checkpoint aside and moving the new one in."""
+
+    directory = tmp_path / "ckpt"
+    save_checkpoint(directory, {"v": 1}, {"w": torch.ones(2)})
+    replace = T.os.replace
+
+    def second_fails(src, dst):
+        if str(dst) == str(directory):
+            raise OSError("power cut")
+        return replace(src, dst)
+
+    monkeypatch.setattr(T.os, "replace", second_fails)
+    with pytest.raises(OSError, match="power cut"):
+        save_checkpoint(directory, {"v": 2}, {"w": torch.zeros(2)})
+    monkeypatch.undo()
+    assert not directory.exists()
+    assert read_config(directory) == {"v": 1}  # recovered
+    assert torch.equal(load_checkpoint(directory)[1]["w"], torch.ones(2))
+
+
+def test_plot_history():
+    fig = plot_history({"train": [1.0, 0.5, 0.3], "valid": [1.1, 0.6, 0.4], "lr": [1, 1, 1]})
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and len(ax.lines) == 2 and ax.get_xlabel() == "epoch"
+    fig = plot_history({"train": [1.0, 0.5], "valid": [None, None]})
+    assert len(fig.axes[0].lines) == 1
+
+
+LOCAL = {"kind": "local", "features": 2, "k": 1, "width": 8, "depth": 1, "embedding": 4}
+GLOBAL = {"kind": "global", "features": 2, "window": 8, "channels": [8], "blocks": 1, "embedding": 4}
+
+
+def test_build_prior():
+    from sda_lite.score import GlobalScoreNet, LocalScoreNet
+
+    local, glob = T.build_prior(LOCAL), T.build_prior(GLOBAL)
+    assert isinstance(local.eps, LocalScoreNet) and local.shape == (3, 2) and local.config == LOCAL
+    assert isinstance(glob.eps, GlobalScoreNet) and glob.shape == (8, 2)
+    assert local.alpha == "cos" and local.eta == 1e-3
+    lin = T.build_prior({**LOCAL, "alpha": "lin", "eta": 1e-2})
+    assert lin.alpha == lin.eps.schedule.alpha == "lin" and lin.eta == lin.eps.schedule.eta == 1e-2
+    for sde in (local, glob):
+        x = torch.randn(4, *sde.shape)
+        assert sde.loss(x).isfinite()
+    with pytest.raises(ValueError, match="'cnn'"):
+        T.build_prior({**LOCAL, "kind": "cnn"})
+    with pytest.raises(ValueError, match="'k'"):
+        T.build_prior({key: value for key, value in LOCAL.items() if key != "k"})
+
+
+def test_prior_for_length():
+    sde = T.build_prior(LOCAL)
+    prior = T.prior_for_length(sde, 10)
+    assert prior.shape == (10, 2) and prior.eps.net is sde.eps and prior.eps.k == 1
+    assert prior.sample((2,), steps=2).shape == (2, 10, 2)
+    x, t = torch.randn(5, 3, 2), torch.rand(5)
+    assert torch.allclose(T.prior_for_length(sde, 3).eps(x, t), sde.eps(x, t))  # one window: itself
+    with pytest.raises(ValueError, match="L=2"):
+        T.prior_for_length(sde, 2)
+    glob = T.prior_for_length(T.build_prior(GLOBAL), 16)
+    assert glob.shape == (16, 2) and glob.eps(torch.randn(3, 16, 2), torch.rand(3)).shape == (3, 16, 2)
+
+
+def test_ensure_prior(tmp_path, monkeypatch):
+    monkeypatch.setenv("SDA_DATA", str(tmp_path))
+    calls = []
+
+    def windows():
+        calls.append(1)
+        return torch.randn(64, 3, 2, generator=torch.Generator().manual_seed(0))
+
+    schedule = {"epochs": 2, "batch_size": 16}
+    first = ensure_prior("tiny", LOCAL, schedule, data=windows, progress=False)
+    assert len(calls) == 1 and (tmp_path / "tiny" / "config.json").exists()
+    second = ensure_prior("tiny", LOCAL, schedule, data=windows, progress=False)
+    assert len(calls) == 1  # loaded, not retrained
+    assert_same(weights(second), weights(first), atol=0)
+    torch.manual_seed(5)  # the caller's random state does not matter
+    with pytest.warns(UserWarning, match="'epochs'.*2.*3"):
+        third = ensure_prior("tiny", LOCAL, {**schedule, "epochs": 3}, data=windows, progress=False)
+    assert len(calls) == 2 and read_config(tmp_path / "tiny")["progress"]["epoch"] == 3
+    with pytest.raises(ValueError, match="'width'.*8.*16"):
+        T.load_prior(tmp_path / "tiny", {**LOCAL, "width": 16})
+    assert_same(weights(T.load_prior(tmp_path / "tiny")), weights(third), atol=0)
+
+
+def test_trajectory_windows_batches():
+    r"""Training fetches TrajectoryWindows in batches: each item is still a window of trajectory i mod N."""
+
+    from sda_lite.data import TrajectoryWindows
+
+    x = torch.arange(4 * 10 * 2.0).reshape(4, 10, 2)
+    windows = TrajectoryWindows(x, window=3, length=8)
+    for batch in T._batches(windows, 4, torch.Generator().manual_seed(0), size=16):
+        assert batch.shape == (4, 3, 2)
+        for w in batch:
+            n, i = divmod(int(w[0, 0].item()) // 2, 10)
+            assert i <= 7 and torch.equal(w, x[n, i : i + 3])
+
+
+def test_ema_and_bf16(tmp_path):
+    sde = tiny()
+    history = train(sde, data(64), epochs=2, batch_size=16, lr=1e-2, ema=0.5, bf16=True, directory=tmp_path, progress=False)
+    assert all(math.isfinite(v) for v in history["train"])
+    _, state = load_checkpoint(tmp_path)
+    assert_same(weights(sde), state["ema"], atol=0)  # the returned module holds the average
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
