@@ -1,0 +1,187 @@
+r"""Observation operators :math:`A` and synthetic observations :math:`y = A(x) + \sigma_y z`.
+
+An operator maps a batch of trajectories ``x: (*batch, L, D)`` (or ``(*batch, L, C, H, W)`` for fields)
+to observations ``(*batch, ...)``. Operators are differentiable, print readably and compose:
+``compose(A1, A2)`` applies ``A1`` then ``A2``, as does ``A2 @ A1``.
+
+>>> A = compose(every(8), select(0))  # the first variable of every 8th state
+>>> A
+compose(every(8), select([0]))
+>>> A(torch.randn(16, 65, 3)).shape
+torch.Size([16, 9, 1])
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+
+class Operator:
+    r"""A named, differentiable observation operator :math:`x \mapsto A(x)`.
+
+    Wraps any differentiable callable, e.g. a nonlinear one:
+
+    >>> saturate = Operator(lambda x: x / (1 + x.abs()), "saturate")
+
+    Arguments:
+        f: The map from ``x: (*batch, ...)`` to observations ``(*batch, ...)``; it must act on every
+            batch element independently.
+        name: How the operator prints.
+        linear: Whether ``f`` is linear (then its Jacobian-vector product is ``f`` itself).
+    """
+
+    def __init__(self, f: Callable[[Tensor], Tensor], name: str | None = None, linear: bool = False):
+        if not callable(f):
+            raise ValueError(f"f={f!r}: expected a callable from trajectories to observations")
+        self.f, self.name, self.linear = f, name or getattr(f, "__name__", "operator"), linear
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.f(x)
+
+    def __matmul__(self, other: Callable[[Tensor], Tensor]) -> "Operator":
+        return compose(other, self)
+
+    def __rmatmul__(self, other: Callable[[Tensor], Tensor]) -> "Operator":
+        return compose(self, other)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _as_operator(A: Callable[[Tensor], Tensor]) -> Operator:
+    return A if isinstance(A, Operator) else Operator(A)
+
+
+def compose(*operators: Callable[[Tensor], Tensor]) -> Operator:
+    r"""The operator that applies ``operators`` in the order given: ``compose(A1, A2)(x) = A2(A1(x))``."""
+
+    if not operators:
+        raise ValueError("compose() got no operator: expected at least one")
+    ops = [part for A in operators for part in getattr(_as_operator(A), "parts", [A])]
+    ops = [_as_operator(A) for A in ops]
+
+    def f(x: Tensor) -> Tensor:
+        for A in ops:
+            x = A(x)
+        return x
+
+    composed = Operator(f, f"compose({', '.join(map(repr, ops))})", linear=all(A.linear for A in ops))
+    composed.parts = ops
+    return composed
+
+
+def _axis_size(x: Tensor, dim: int, what: str) -> int:
+    if not -x.dim() <= dim < x.dim():
+        raise ValueError(f"{what}: axis {dim} outside x of shape {tuple(x.shape)}")
+    return x.shape[dim]
+
+
+def select(index: int | Sequence[int], dim: int = -1) -> Operator:
+    r"""Keeps the variables ``index`` along axis ``dim`` (default the last, ``D``), keeping the axis.
+
+    ``select([0, 2])``: ``(*batch, L, D) -> (*batch, L, 2)``.
+    """
+
+    index = [index] if isinstance(index, int) else [int(i) for i in index]
+    if not index:
+        raise ValueError("select() got no index: expected at least one variable")
+
+    def f(x: Tensor) -> Tensor:
+        size = _axis_size(x, dim, f"select({index})")
+        bad = [i for i in index if not -size <= i < size]
+        if bad:
+            raise ValueError(f"select: index {bad} outside axis {dim} of size {size} (x of shape {tuple(x.shape)})")
+        return x.index_select(dim, torch.as_tensor(index, device=x.device) % size)
+
+    return Operator(f, f"select({index})", linear=True)
+
+
+def every(n: int, start: int = 0, dim: int = -2) -> Operator:
+    r"""Keeps every ``n``-th state from ``start`` along the time axis ``dim`` (default ``-2``, ``L`` in
+    ``(*batch, L, D)``; use ``dim=-4`` for fields ``(*batch, L, C, H, W)``).
+
+    ``every(8)``: ``(*batch, 65, D) -> (*batch, 9, D)``.
+    """
+
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"every: n={n!r}, expected an integer >= 1")
+    if not isinstance(start, int) or start < 0:
+        raise ValueError(f"every: start={start!r}, expected an integer >= 0")
+
+    def f(x: Tensor) -> Tensor:
+        size = _axis_size(x, dim, f"every({n})")
+        if start >= size:
+            raise ValueError(f"every: start={start} outside axis {dim} of size {size} (x of shape {tuple(x.shape)})")
+        index = [slice(None)] * x.dim()
+        index[dim] = slice(start, None, n)
+        return x[tuple(index)]
+
+    return Operator(f, f"every({n})" if start == 0 else f"every({n}, start={start})", linear=True)
+
+
+def mask(m: Tensor) -> Operator:
+    r"""Keeps the entries where the boolean mask ``m`` is true, ``m`` shaped like the trailing axes of
+    ``x``: ``(*batch, *m.shape) -> (*batch, m.sum())``."""
+
+    m = torch.as_tensor(m)
+    if m.dtype != torch.bool:
+        raise ValueError(f"mask: dtype {m.dtype}, expected a boolean tensor")
+
+    def f(x: Tensor) -> Tensor:
+        if x.shape[x.dim() - m.dim():] != m.shape or x.dim() < m.dim():
+            raise ValueError(f"mask of shape {tuple(m.shape)} does not match the trailing axes of x {tuple(x.shape)}")
+        return x[(...,) + (m.to(x.device),)]
+
+    return Operator(f, f"mask({tuple(m.shape)}, {int(m.sum())} observed)", linear=True)
+
+
+def coarsen(factor: int) -> Operator:
+    r"""Average pooling by ``factor`` over the last two axes: ``(*batch, H, W) -> (*batch, H / r, W / r)``.
+
+    Both ``H`` and ``W`` must be divisible by ``factor``.
+    """
+
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"coarsen: factor={factor!r}, expected an integer >= 1")
+
+    def f(x: Tensor) -> Tensor:
+        if x.dim() < 2 or x.shape[-2] % factor or x.shape[-1] % factor:
+            raise ValueError(f"coarsen({factor}): the last two axes of x {tuple(x.shape)} must be divisible by {factor}")
+        H, W = x.shape[-2] // factor, x.shape[-1] // factor
+        return x.unflatten(-1, (W, factor)).unflatten(-3, (H, factor)).mean(dim=(-3, -1))
+
+    return Operator(f, f"coarsen({factor})", linear=True)
+
+
+def matrix(A: Callable[[Tensor], Tensor], shape: Sequence[int]) -> Tensor:
+    r"""The dense matrix ``(M, prod(shape))`` of a linear operator acting on ``x: shape``, flattened
+    row-major (for a trajectory ``(L, D)``, index ``i * D + d``). For small exact computations."""
+
+    n = int(torch.Size(shape).numel())
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+    return A(eye).reshape(n, -1).mT
+
+
+def observe(x: Tensor, A: Callable[[Tensor], Tensor], std: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""Draws synthetic observations :math:`y = A(x^*) + \sigma_y z`, :math:`z \sim \mathcal{N}(0, I)`.
+
+    Arguments:
+        x: The ground truth ``(*batch, L, D)``.
+        A: The observation operator.
+        std: The noise standard deviation :math:`\sigma_y > 0`, a float or a tensor broadcastable to
+            the observations.
+        generator: The random generator of the noise.
+
+    Returns:
+        The observations ``y``, shaped like ``A(x)``.
+    """
+
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
+    if not bool(torch.all(std > 0)) or not bool(torch.all(torch.isfinite(std))):
+        raise ValueError(f"std={std.tolist()}: expected finite positive noise standard deviations")
+    y = A(x)
+    z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
+    return y + std * z
