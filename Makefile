@@ -16,8 +16,9 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-CHAPTERS := $(wildcard book/*.md)
-NOTEBOOKS = $(patsubst %.md,%.ipynb,$(filter-out book/api.md,$(CHAPTERS)))
+# Executable chapters are the Markdown files with a jupytext header (api.md and the like are not).
+CHAPTERS := $(shell grep -l '^jupytext:' book/*.md)
+NOTEBOOKS := $(CHAPTERS:.md=.ipynb)
 
 .PHONY: install book test unit nbval lab notebooks clean
 
@@ -32,7 +33,7 @@ $(STAMP): pyproject.toml
 # Paired .ipynb copies of the jupytext chapters, next to their sources (git-ignored), so that
 # nbval and the book execute each chapter from the same working directory, book/.
 notebooks: $(STAMP)
-	$(BIN)/jupytext --quiet --to ipynb $(filter-out book/api.md,$(CHAPTERS))
+	$(BIN)/jupytext --quiet --to ipynb $(CHAPTERS)
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build book --warningiserror --keep-going --quiet
