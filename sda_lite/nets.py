@@ -99,8 +99,7 @@ class ResMLP(nn.Module):
             if y is None or y.shape[-1] != self.mod_features:
                 raise ValueError(f"expected y of shape (*batch, {self.mod_features}), got {None if y is None else tuple(y.shape)}")
             batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
-            x, y = x.expand(*batch, -1), y.expand(*batch, -1)
-            h = self.head(torch.cat((x, y), dim=-1))
+            h = self.head(torch.cat((x.expand(*batch, -1), y.expand(*batch, -1)), dim=-1))
         else:
             h = self.head(x)
         for block in self.blocks:

@@ -155,11 +155,12 @@ class LocalScore(nn.Module):
         p = _axis(x, self.dim)
         batch, event = w.shape[: p + 1], w.shape[p + 1 :]
         t = _time(t, x)
-        try:
-            t = torch.broadcast_to(t[..., None], batch)  # one time per window
-        except RuntimeError:
-            raise ValueError(f"t of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch[:-1])} of x") from None
-        eps = self.net(w.reshape(-1, *event), t.reshape(-1))
+        if t.dim() > 0:  # one time per trajectory: repeat it for each of its windows
+            try:
+                t = torch.broadcast_to(t[..., None], batch).reshape(-1)
+            except RuntimeError:
+                raise ValueError(f"t of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch[:-1])} of x") from None
+        eps = self.net(w.reshape(-1, *event), t)
         return fold(eps.reshape(w.shape), self.k, self.dim)
 
 
