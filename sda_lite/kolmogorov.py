@@ -318,7 +318,7 @@ def coarsen(x: Tensor, r: int) -> Tensor:
         raise ValueError(f"x has shape {shape}: expected a tensor shaped (*, H, W)")
     H, W = x.shape[-2:]
     if H % r or W % r:
-        raise ValueError(f"grid {H}x{W} is not divisible by r={r}: expected H and W multiples of r")
+        raise ValueError(f"grid {H}x{W} is not divisible by r={r}: expected H and W divisible by {r}")
     return x.unflatten(-1, (W // r, r)).unflatten(-3, (H // r, r)).mean(dim=(-3, -1))
 
 

@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from sda_lite.kolmogorov import coarsen as pool
+
 
 class Operator:
     r"""A named, differentiable observation operator :math:`x \mapsto A(x)`.
@@ -139,21 +141,15 @@ def mask(m: Tensor) -> Operator:
 
 
 def coarsen(factor: int) -> Operator:
-    r"""Average pooling by ``factor`` over the last two axes: ``(*batch, H, W) -> (*batch, H / r, W / r)``.
+    r"""Average pooling by ``factor`` over the last two axes: ``(*batch, H, W) -> (*batch, H / r, W / r)``
+    (:func:`sda_lite.kolmogorov.coarsen`, as an operator).
 
     Both ``H`` and ``W`` must be divisible by ``factor``.
     """
 
     if not isinstance(factor, int) or factor < 1:
         raise ValueError(f"coarsen: factor={factor!r}, expected an integer >= 1")
-
-    def f(x: Tensor) -> Tensor:
-        if x.dim() < 2 or x.shape[-2] % factor or x.shape[-1] % factor:
-            raise ValueError(f"coarsen({factor}): the last two axes of x {tuple(x.shape)} must be divisible by {factor}")
-        H, W = x.shape[-2] // factor, x.shape[-1] // factor
-        return x.unflatten(-1, (W, factor)).unflatten(-3, (H, factor)).mean(dim=(-3, -1))
-
-    return Operator(f, f"coarsen({factor})", linear=True)
+    return Operator(lambda x: pool(x, factor), f"coarsen({factor})", linear=True)
 
 
 def matrix(A: Callable[[Tensor], Tensor], shape: Sequence[int]) -> Tensor:
