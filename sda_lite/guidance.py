@@ -135,6 +135,24 @@ class Guidance(nn.Module):
         eps = eps.to(x.dtype)
         return eps, (x - sigma * eps) / mu
 
+    def log_likelihood(self, x_hat: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+        r"""The approximate :math:`\log p(y \mid x(t))` through the denoiser, summed over the batch."""
+
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        r"""The guided noise predictor :math:`\epsilon(x(t), t) - \sigma(t) \nabla_{x(t)} \log p(y \mid x(t))`,
+        the gradient taken through the denoiser by :meth:`log_likelihood`."""
+
+        shape = x.shape
+        x, t, mu, sigma = self._split(x, t)
+        with torch.enable_grad():
+            x = x.detach().requires_grad_()
+            eps, x_hat = self._denoise(x, t, mu, sigma)
+            log_p = self.log_likelihood(x_hat, mu, sigma)
+        (s,) = torch.autograd.grad(log_p, x)
+        return (eps.detach() - sigma * s).reshape(shape)
+
     def _obs(self, a: Tensor) -> Tensor:
         r"""Reshapes a per-trajectory factor ``(n, *y_batch, 1, ..)`` to broadcast against ``A(x)``."""
 
@@ -166,17 +184,9 @@ class SDAGuidance(Guidance):
         self.register_buffer("std", _positive("std", std).to(self.y.device))
         self.gamma = float(_positive("gamma", gamma, strict=False))
 
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        shape = x.shape
-        x, t, mu, sigma = self._split(x, t)
-        with torch.enable_grad():
-            x = x.detach().requires_grad_()
-            eps, x_hat = self._denoise(x, t, mu, sigma)
-            err = self.y - self.A(x_hat)
-            var = self.std**2 + self.gamma * self._obs(sigma / mu) ** 2
-            log_p = -(err.square() / var).sum() / 2
-        (s,) = torch.autograd.grad(log_p, x)
-        return (eps.detach() - sigma * s).reshape(shape)
+    def log_likelihood(self, x_hat: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+        var = self.std**2 + self.gamma * self._obs(sigma / mu) ** 2
+        return -((self.y - self.A(x_hat)).square() / var).sum() / 2
 
 
 class DPSGuidance(Guidance):
@@ -193,16 +203,9 @@ class DPSGuidance(Guidance):
         super().__init__(y, A, sde, precision)
         self.zeta = float(_positive("zeta", zeta))
 
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
-        shape = x.shape
-        x, t, mu, sigma = self._split(x, t)
-        with torch.enable_grad():
-            x = x.detach().requires_grad_()
-            eps, x_hat = self._denoise(x, t, mu, sigma)
-            err = (self.y - self.A(x_hat)).square()
-            norm = err.sum(dim=self.dims).clamp_min(1e-30).sqrt().sum()
-        (s,) = torch.autograd.grad(norm, x)
-        return (eps.detach() + sigma * self.zeta * s).reshape(shape)
+    def log_likelihood(self, x_hat: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
+        err = (self.y - self.A(x_hat)).square()
+        return -self.zeta * err.sum(dim=self.dims).clamp_min(1e-30).sqrt().sum()
 
 
 def solve(K: Callable[[Tensor], Tensor], b: Tensor, var: Tensor, iterations: int) -> Tensor:
