@@ -3,17 +3,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import randomise
+
 from sda_lite.nets import ResMLP, TimeEmbedding, UNet
-
-
-def randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Overwrites every parameter (zero-initialised layers included) with random values."""
-
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=generator))
-    return net
 
 
 @pytest.mark.parametrize("shape", [(), (5,), (4, 3)])

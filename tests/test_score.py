@@ -5,17 +5,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import randomise
+
 from sda_lite.diffusion import VPSDE
 from sda_lite.dynamics import LinearGaussian
 from sda_lite.score import GaussianEps, GlobalScoreNet, LocalScore, LocalScoreNet, fold, unfold
-
-
-def randomise(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=generator))
-    return net
 
 
 # unfold / fold
