@@ -255,9 +255,33 @@ SWEEP = [("sda", gamma) for gamma in (1e-3, 1e-2, 1e-1, 1.0)] + [("dps", None), 
 
 
 @pytest.mark.parametrize("method,gamma", SWEEP)
-def test_no_nan_or_inf_over_the_settings(problem, method, gamma):
-    _, prior, A, y, _, _ = problem
+@pytest.mark.parametrize("std", [0.01, 0.1, 1.0])
+def test_no_nan_or_inf_over_the_settings(problem, method, gamma, std):
+    chain, prior, A, _, _, _ = problem
+    y = observe(chain.trajectory(chain.prior(), L).float(), A, std)
     torch.manual_seed(5)
-    for steps, corrections in [(16, 0), (16, 4), (256, 0), (256, 1)]:
-        x = assimilate(prior, y, A, STD, method=method, gamma=gamma or 0.0, steps=steps, corrections=corrections, tau=0.5, samples=4, progress=False)
-        assert torch.isfinite(x).all(), (method, gamma, steps, corrections)
+    for steps, corrections in [(16, 0), (16, 4), (256, 0), (256, 4)]:
+        x = assimilate(prior, y, A, std, method=method, gamma=gamma or 0.0, steps=steps, corrections=corrections, tau=0.5, samples=4, progress=False)
+        assert torch.isfinite(x).all(), (method, gamma, std, steps, corrections)
+        assert x.abs().max() < 100, (method, gamma, std, steps, corrections)  # bounded, not merely finite
+
+
+def test_step_limiter(problem):
+    _, prior, A, y, mean, cov = problem
+    sample = lambda guided: VPSDE(guided, prior.shape).sample((64,), steps=32, corrections=1, tau=0.5)  # noqa: E731
+    # A stable setting: the limiter never acts, the samples are the same.
+    torch.manual_seed(0)
+    a = sample(SDAGuidance(y, A, STD, prior, gamma=0.1, limit=False))
+    torch.manual_seed(0)
+    b = sample(SDAGuidance(y, A, STD, prior, gamma=0.1))
+    assert torch.equal(a, b)
+    # gamma far below the variance of A(x) given x(t), sigma_y small: without it the samples overflow.
+    y_ = y + 0.0  # same observations, read with sigma_y = 0.01
+    torch.manual_seed(0)
+    bad = sample(SDAGuidance(y_, A, 0.01, prior, gamma=1e-3, limit=False))
+    torch.manual_seed(0)
+    good = sample(SDAGuidance(y_, A, 0.01, prior, gamma=1e-3))
+    assert not bool((bad.abs() < 100).all())
+    assert good.abs().max() < 10
+    free = prior.sample((64,), steps=32)
+    assert (A(good) - y_).abs().mean() < 0.5 * (A(free) - y_).abs().mean()  # still guided towards y
