@@ -347,6 +347,7 @@ def assimilate(
     std: float | Tensor,
     method: str = "sda",
     gamma: float = 1e-2,
+    limit: bool = True,
     zeta: float = 1.0,
     iterations: int = 3,
     steps: int = 64,
@@ -363,7 +364,7 @@ def assimilate(
         y: The observations ``(*y_batch, *obs)``, with ``A(x): (*batch, *obs)``.
         A: The observation operator (see :mod:`sda_lite.observe`).
         std: The observation noise standard deviation (DPS ignores it).
-        method: ``"sda"`` (uses ``gamma``), ``"dps"`` (uses ``zeta``) or ``"mmps"`` (uses ``iterations``).
+        method: ``"sda"`` (uses ``gamma`` and ``limit``), ``"dps"`` (uses ``zeta``) or ``"mmps"`` (uses ``iterations``).
         steps, corrections, tau: The predictor-corrector settings of :meth:`VPSDE.sample`.
         samples: The number of posterior samples per observation.
         precision: ``"float32"``, or ``"bfloat16"`` to run the network under autocast.
@@ -374,7 +375,7 @@ def assimilate(
     """
 
     if method == "sda":
-        guided = SDAGuidance(y, A, std, prior, gamma=gamma, precision=precision)
+        guided = SDAGuidance(y, A, std, prior, gamma=gamma, precision=precision, limit=limit)
     elif method == "dps":
         guided = DPSGuidance(y, A, prior, zeta=zeta, precision=precision)
     elif method == "mmps":
