@@ -1,4 +1,5 @@
-r"""Kolmogorov flow: a forced 2-D turbulent fluid simulated by jax-cfd, its datasets, and torch helpers.
+r"""Kolmogorov flow: a forced 2-D turbulent fluid simulated by jax-cfd, its datasets, torch helpers
+(vorticity, coarsening, energy spectrum) and its diffusion prior over windows of states.
 
 The velocity :math:`u = (u_x, u_y)` of an incompressible fluid of density 1 on the periodic domain
 :math:`[0, 2\pi]^2` follows the Navier-Stokes equations with Kolmogorov forcing
@@ -21,8 +22,10 @@ where they are exactly divergence-free in the discrete sense
 :math:`\frac{1}{2 r}` of a coarse cell's centre; :func:`vorticity` treats its input as
 cell-centred. Trajectories are ``(*batch, L, 2, H, W)``: batch first, time second.
 
-JAX is imported only when a :class:`KolmogorovFlow` is built; :func:`vorticity`, :func:`coarsen` and
-:func:`upsample` are pure torch.
+JAX is imported only when a :class:`KolmogorovFlow` is built; :func:`vorticity`, :func:`coarsen`,
+:func:`upsample` and :func:`energy_spectrum` are pure torch. The prior (:func:`kolmogorov_prior`) is a
+:class:`~sda_lite.score.FieldScoreNet` of order ``k = 2`` trained on :func:`kolmogorov_windows`; the
+observation scenarios of the paper are in :mod:`sda_lite.scenarios`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from sda_lite import distributed
 from sda_lite.config import data_dir, pick, scale as get_scale
+from sda_lite.data import TrajectoryWindows, load
+from sda_lite.diffusion import VPSDE
 from sda_lite.dynamics import MarkovChain
 
 FORMAT = 1
@@ -340,6 +346,82 @@ def upsample(x: Tensor, r: int) -> Tensor:
     return y[..., r:-r, r:-r].reshape(*batch, r * H, r * W)
 
 
+
+def energy_spectrum(x: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The isotropic kinetic energy spectrum :math:`E(\kappa)` of periodic velocity fields.
+
+    .. math:: E(\kappa) = \sum_{\kappa - \frac{1}{2} \le |k| < \kappa + \frac{1}{2}} \frac{1}{2} |\hat{u}(k)|^2,
+        \qquad \hat{u}(k) = \frac{1}{H W} \sum_{i, j} u[i, j] \, e^{-i k \cdot x_{ij}},
+
+    summed over both components and averaged over the batch, so that
+    :math:`\sum_\kappa E(\kappa)` is the mean kinetic energy :math:`\frac{1}{2} \overline{|u|^2}`
+    (Parseval) but for the modes in the corners :math:`|k| > \min(H, W) / 2` of the grid, which
+    are dropped: the shells are the resolved wavenumbers :math:`\kappa = 0, 1, \dots, \min(H, W) / 2`.
+
+    Arguments:
+        x: The velocity :math:`(u_x, u_y)`, ``(*batch, 2, H, W)``.
+
+    Returns:
+        The wavenumbers :math:`\kappa` ``(K,)`` and the spectrum :math:`E(\kappa)` ``(K,)``.
+    """
+
+    if not isinstance(x, Tensor) or x.ndim < 3 or x.shape[-3] != 2:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x has shape {shape}: expected a velocity field shaped (*batch, 2, H, W)")
+    H, W = x.shape[-2:]
+    u = torch.fft.fft2(x.to(torch.float64)) / (H * W)
+    e = 0.5 * u.abs().square().sum(-3).reshape(-1, H, W).mean(0)
+    kx = torch.fft.fftfreq(H, d=1 / H, dtype=torch.float64)
+    ky = torch.fft.fftfreq(W, d=1 / W, dtype=torch.float64)
+    shell = torch.sqrt(kx[:, None] ** 2 + ky**2).round().long()
+    K = min(H, W) // 2 + 1
+    keep = shell < K
+    E = torch.zeros(K, dtype=torch.float64).index_add_(0, shell[keep], e[keep])
+    return torch.arange(K), E.to(x.dtype)
+
+
+
+def plot_vorticity(
+    w: Tensor,
+    axes=None,
+    titles: list[str] | None = None,
+    vmax: float | None = None,
+    label: str = "vorticity $\\omega$",
+    colorbar: bool = True,
+):
+    r"""Draws vorticity fields ``w: (n, H, W)`` side by side, :math:`x` down and :math:`y` across
+    (matplotlib's image convention), on a shared diverging colour scale; returns the figure.
+
+    Arguments:
+        w: The fields (a single ``(H, W)`` field is accepted).
+        axes: ``n`` axes to draw on (default: a new row of panels).
+        titles: One title per panel.
+        vmax: The colour range :math:`[-v, v]` (default: the largest absolute value).
+        label: The colour bar's label.
+        colorbar: Whether to draw the colour bar.
+    """
+
+    import matplotlib.pyplot as plt
+
+    w = torch.as_tensor(w).detach().cpu().float()
+    w = w[None] if w.ndim == 2 else w
+    if w.ndim != 3:
+        raise ValueError(f"w has shape {tuple(w.shape)}: expected vorticity fields shaped (n, H, W)")
+    if axes is None:
+        _, axes = plt.subplots(1, len(w), figsize=(2.2 * len(w) + 0.8, 2.4), squeeze=False, constrained_layout=True)
+        axes = axes[0]
+    vmax = float(w.abs().max()) if vmax is None else vmax
+    for i, (ax, field) in enumerate(zip(axes, w)):
+        image = ax.imshow(field.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if colorbar:
+        axes[0].figure.colorbar(image, ax=list(axes), shrink=0.8, label=label)
+    return axes[0].figure
+
+
 # Datasets
 
 
@@ -414,38 +496,79 @@ def _valid(path: Path, settings: dict) -> bool:
         return False
 
 
-def _resume(partial: Path, settings: dict) -> int:
-    r"""The number of finished trajectories in ``partial``; 0 (and the file removed) if unusable."""
+def _part(path: Path, rank: int, world: int) -> Path:
+    r"""The file where process ``rank`` of ``world`` accumulates its trajectories (``path.partial``
+    for a single process)."""
+
+    return path.with_name(f"{path.name}.partial" if world == 1 else f"{path.name}.part{rank}of{world}")
+
+
+def _resume(part: Path, settings: dict, start: int, stop: int) -> int:
+    r"""The number of finished trajectories in ``part`` (which holds trajectories ``start`` to
+    ``stop``); 0 (and the file removed) if unusable."""
 
     try:
-        with h5py.File(partial, "r") as file:
-            g, N = settings["grid"], settings["trajectories"]
-            if _matches(file, settings) and file["x"].shape == (N, settings["length"], 2, g, g):
+        with h5py.File(part, "r") as file:
+            g, n = settings["grid"], stop - start
+            if _matches(file, {**settings, "start": start, "stop": stop}) and file["x"].shape == (n, settings["length"], 2, g, g):
                 return int(file.attrs["done"])
     except (OSError, KeyError, AttributeError, TypeError, ValueError):
         pass
-    partial.unlink(missing_ok=True)
+    part.unlink(missing_ok=True)
     return 0
 
 
-def _finalise(partial: Path, path: Path, settings: dict, block: int = 64) -> None:
-    r"""Splits the finished ``partial`` file into train/valid/test and moves it atomically to ``path``."""
+def _simulate(part: Path, settings: dict, start: int, stop: int, batch: int, progress: bool, desc: str = "Kolmogorov") -> None:
+    r"""Simulates trajectories ``start`` to ``stop`` into ``part`` (dataset ``x``, attribute ``done``,
+    flushed after each batch), continuing from the trajectories it already holds."""
+
+    n, g, seed = stop - start, settings["grid"], settings["seed"]
+    burn, length, r = settings["burn"], settings["length"], settings["r"]
+    done = _resume(part, settings, start, stop)
+    flow = KolmogorovFlow(size=settings["size"], dt=settings["dt"], reynolds=settings["reynolds"], chunk=batch)
+    with h5py.File(part, "a" if done else "w") as file:
+        if not done:
+            file.attrs.update({**settings, "start": start, "stop": stop, "done": 0})
+            file.create_dataset("x", shape=(n, length, 2, g, g), dtype=np.float32, chunks=(1, length, 2, g, g) if n else None)
+        with tqdm(total=n, initial=done, desc=desc, unit="trajectory", disable=not progress) as bar:
+            for i in range(done, n, batch):
+                j = min(i + batch, n)
+                seeds = [torch.Generator().manual_seed(seed + start + m) for m in range(i, j)]
+                x = torch.cat([flow.prior((1,), generator=s) for s in seeds])
+                x = flow.trajectory(x, burn + length)[:, burn:]
+                file["x"][i:j] = coarsen(x, r).numpy()
+                file.attrs["done"] = j
+                file.flush()
+                bar.update(j - i)
+
+
+def _finalise(parts: list[tuple[Path, int, int]], path: Path, settings: dict, block: int = 64) -> None:
+    r"""Gathers the finished ``parts`` (file, start, stop), splits the trajectories into
+    train/valid/test in a temporary file moved atomically to ``path``, then deletes the parts."""
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created with the usual permissions
     try:
-        with h5py.File(partial, "r") as src, h5py.File(tmp, "w") as dst:
+        with h5py.File(tmp, "w") as dst:
             dst.attrs.update(settings)
-            start = 0
-            for split, n in split_sizes(settings["trajectories"]).items():
-                out = dst.create_dataset(split, shape=(n, *src["x"].shape[1:]), dtype=np.float32)
-                for i in range(0, n, block):
-                    out[i : i + block] = src["x"][start + i : start + min(i + block, n)]
-                start += n
+            sources = [(h5py.File(part, "r"), start, stop) for part, start, stop in parts]
+            try:
+                first = 0
+                for split, n in split_sizes(settings["trajectories"]).items():
+                    out = dst.create_dataset(split, shape=(n, *sources[0][0]["x"].shape[1:]), dtype=np.float32)
+                    for src, start, stop in sources:  # the part's trajectories in this split, block by block
+                        for i in range(max(start, first), min(stop, first + n), block):
+                            j = min(i + block, stop, first + n)
+                            out[i - first : j - first] = src["x"][i - start : j - start]
+                    first += n
+            finally:
+                for src, _, _ in sources:
+                    src.close()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    partial.unlink()
+    for part, _, _ in parts:
+        part.unlink()
 
 
 def generate_kolmogorov(
@@ -473,33 +596,27 @@ def generate_kolmogorov(
     uninterrupted run (with the same ``batch``). Once complete, the trajectories are split 80/10/10
     into ``train``, ``valid`` and ``test`` in a temporary file that ``os.replace`` moves over ``path``:
     ``path`` never holds a partial file.
+
+    **Several processes.** Launched by ``torchrun --nproc_per_node P`` (``WORLD_SIZE = P``), process
+    ``p`` simulates its own contiguous range of trajectories into ``path + f".part{p}of{P}"`` (resumable
+    in the same way, with the same ``P``); once all are done (a ``gloo`` barrier), rank 0 merges the
+    parts into ``path``. Each trajectory depends only on its seed, so the file equals the
+    one-process file (with ``batch=1``, or equal ``batch`` boundaries).
     """
 
     settings = _settings(size, r, trajectories, burn, length, dt, reynolds, seed)
     batch = _positive_int("batch", batch)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    N, g = settings["trajectories"], settings["grid"]
-
-    done = _resume(partial, settings)
-    flow = KolmogorovFlow(size=settings["size"], dt=settings["dt"], reynolds=settings["reynolds"], chunk=batch)
-    with h5py.File(partial, "a" if done else "w") as file:
-        if not done:
-            file.attrs.update(settings)
-            file.attrs["done"] = 0
-            file.create_dataset("x", shape=(N, length, 2, g, g), dtype=np.float32, chunks=(1, length, 2, g, g))
-        with tqdm(total=N, initial=done, desc="Kolmogorov", unit="trajectory", disable=not progress) as bar:
-            for i in range(done, N, batch):
-                j = min(i + batch, N)
-                seeds = [torch.Generator().manual_seed(seed + n) for n in range(i, j)]
-                x = torch.cat([flow.prior((1,), generator=g) for g in seeds])
-                x = flow.trajectory(x, burn + length)[:, burn:]
-                file["x"][i:j] = coarsen(x, r).numpy()
-                file.attrs["done"] = j
-                file.flush()
-                bar.update(j - i)
-    _finalise(partial, path, settings)
+    rank, world = (distributed.rank(), distributed.world()) if distributed.setup("gloo") else (0, 1)
+    parts = [(_part(path, p, world), start, stop) for p, (start, stop) in enumerate(distributed.ranges(settings["trajectories"], world))]
+    part, start, stop = parts[rank]
+    desc = "Kolmogorov" if world == 1 else f"Kolmogorov (process 0 of {world})"
+    _simulate(part, settings, start, stop, batch, progress and rank == 0, desc)
+    distributed.barrier()
+    if rank == 0:
+        _finalise(parts, path, settings)
+    distributed.barrier()
     return path
 
 
@@ -544,3 +661,92 @@ def ensure_kolmogorov(
             batch = 64 if _jax().default_backend() != "cpu" else 1
         generate_kolmogorov(path, dt=dt, reynolds=reynolds, seed=seed, batch=batch, progress=progress, **sizes)
     return path
+
+
+# Prior
+
+
+class FieldWindows(TrajectoryWindows):
+    r"""Random windows of ``window`` consecutive fields: :class:`~sda_lite.data.TrajectoryWindows`
+    over trajectories ``x: (N, L, C, H, W)``, with items shaped ``(window, C, H, W)``."""
+
+    def __init__(self, x: Tensor, window: int, length: int | None = None, generator: torch.Generator | None = None):
+        if not isinstance(x, Tensor) or x.ndim != 5:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x has shape {shape}: expected field trajectories shaped (N, L, C, H, W)")
+        super().__init__(x.flatten(2), window, length, generator)
+        self.state = x.shape[2:]
+
+    def __getitem__(self, i: int) -> Tensor:
+        return super().__getitem__(i).unflatten(-1, self.state)
+
+    def __getitems__(self, indices: list[int]) -> list[Tensor]:
+        return [w.unflatten(-1, self.state) for w in super().__getitems__(indices)]
+
+
+def kolmogorov_windows(scale_name: str | None = None, k: int = 2) -> tuple[FieldWindows, FieldWindows]:
+    r"""The training and validation windows of ``2k + 1`` states of the Kolmogorov dataset of a scale
+    (generated when missing): one random window per trajectory and epoch, ``(2k + 1, 2, H, W)``.
+
+    The velocities are used as they are: the flow's statistics put their standard deviation close
+    to 1 (0.97 and 0.93 for :math:`u_x` and :math:`u_y` at ``cpu`` scale) and their mean at 0, so the
+    data are already standardised (the paper does the same).
+    """
+
+    path = ensure_kolmogorov(scale=scale_name)
+    return FieldWindows(load(path, "train"), 2 * k + 1), FieldWindows(load(path, "valid"), 2 * k + 1)
+
+
+@functools.lru_cache(maxsize=4)
+def window_statistics(scale_name: str | None = None, k: int = 2) -> tuple[Tensor, Tensor]:
+    r"""The mean and the stationary covariance of the windows of the Kolmogorov dataset of a scale:
+    the Gaussian part of a :class:`~sda_lite.score.FieldScoreNet`.
+
+    With :math:`m = \mathbb{E}[x_i]` the mean field (over trajectories and time) and
+    :math:`\hat{d}_i(\kappa)` the orthonormal 2-D Fourier coefficients of :math:`x_i - m`, the
+    covariance of mode :math:`\kappa` across a window is
+
+    .. math:: C_\kappa[a, b] = \mathbb{E}\big[\mathrm{Re}\, \hat{d}_{i + a}(\kappa) \overline{\hat{d}_{i + b}(\kappa)}\big],
+        \quad 0 \le a, b \le 2k,
+
+    averaged over all windows of the training split: the energy spectrum on its diagonal, the
+    time correlation of each scale off it.
+
+    Returns:
+        ``mean: (2, H, W)`` and ``cov: (2, H, W, 2k + 1, 2k + 1)``, float64.
+    """
+
+    return field_statistics(load(ensure_kolmogorov(scale=scale_name), "train"), k)
+
+
+def field_statistics(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
+    r"""The statistics of :func:`window_statistics` for trajectories ``x: (N, L, C, H, W)``:
+    ``mean: (C, H, W)`` and ``cov: (C, H, W, 2k + 1, 2k + 1)``, float64."""
+
+    if not isinstance(x, Tensor) or x.ndim != 5 or x.shape[1] < 2 * k + 1:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x has shape {shape}: expected trajectories (N, L, C, H, W) with L >= 2k + 1 = {2 * k + 1}")
+    x = x.double()
+    mean = x.mean(dim=(0, 1))
+    d = torch.fft.fft2(x - mean, norm="ortho").unfold(1, 2 * k + 1, 1)  # (N, L - 2k, 2, H, W, 2k+1)
+    cov = torch.einsum("nlchwa,nlchwb->chwab", d.real, d.real) + torch.einsum("nlchwa,nlchwb->chwab", d.imag, d.imag)
+    return mean, cov / (d.shape[0] * d.shape[1])
+
+
+def kolmogorov_prior(scale_name: str | None = None, progress: bool = True) -> VPSDE:
+    r"""The trained Kolmogorov window prior of a scale: a :class:`~sda_lite.score.FieldScoreNet` of
+    order ``k = 2`` over windows ``(5, 2, H, W)``, configured by ``sda_lite/configs/kolmogorov.json``
+    (:func:`~sda_lite.train.load_configs`), loaded from ``data_dir() / f"kolmogorov_{scale}"`` or
+    trained there on :func:`kolmogorov_windows` (:func:`~sda_lite.train.ensure_prior`).
+
+    Use :func:`~sda_lite.train.prior_for_length` to sample trajectories ``(L, 2, H, W)`` from it.
+    Training skips the per-epoch validation loss (1024 windows per evaluation, more than a ``ci``
+    epoch trains on); the validation windows of :func:`kolmogorov_windows` serve the chapters.
+    """
+
+    from sda_lite.train import ensure_prior, load_configs  # train imports matplotlib: only when needed
+
+    scale_name = get_scale(scale_name)
+    config, schedule = load_configs("kolmogorov", scale_name)
+    data = lambda: kolmogorov_windows(scale_name, config["k"])[0]  # noqa: E731
+    return ensure_prior(f"kolmogorov_{scale_name}", config, schedule, data=data, progress=progress)

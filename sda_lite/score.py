@@ -248,6 +248,119 @@ class GlobalScoreNet(_VParametrised):
         return self._eps(x, t, F)
 
 
+class FieldScoreNet(_VParametrised):
+    r"""Window noise predictor for 2-D fields: a 2-D U-Net over :math:`2k + 1` states stacked as
+    channels (the paper's Kolmogorov network), optionally around the exact predictor of a Gaussian
+    with the data's spectrum.
+
+    A window ``(2k + 1, C, H, W)`` becomes ``(2k + 1) C`` channels on the ``H x W`` grid, to which
+    a constant *forcing* channel :math:`\sin(n y)` is appended (``y`` along the last axis, at the
+    cell centres :math:`y_j = 2 \pi (j + \frac{1}{2}) / W`), so that the network knows where the
+    forcing pushes; the convolutions pad circularly (a periodic domain). It returns
+
+    .. math:: \epsilon_\phi(x(t), t) = \epsilon_G(x(t), t) + \mu_t F_\phi(x(t), t), \qquad
+        \epsilon_G(x(t), t) = \sigma_t (\mu_t^2 C + \sigma_t^2 I)^{-1} (x(t) - \mu_t m),
+
+    where :math:`\epsilon_G` is the exact noise predictor of a Gaussian :math:`\mathcal{N}(m, C)`
+    (as :class:`GaussianEps`) whose covariance is *stationary*: diagonal in Fourier space, each
+    mode :math:`\kappa` of each channel with its own ``(2k + 1) x (2k + 1)`` covariance across the
+    window, :math:`C_\kappa = U_\kappa \Lambda_\kappa U_\kappa^\top`, so that
+    :math:`\epsilon_G` costs two FFTs. Until :meth:`fit` sets them, :math:`m = 0` and :math:`C = I`,
+    and the predictor is the v-parametrisation :math:`\sigma_t x + \mu_t F` of
+    :class:`LocalScoreNet` (up to a factor :math:`1 + \eta^2`). With the data's :math:`m` and
+    :math:`C`, a fresh network samples a Gaussian field with the data's energy spectrum and
+    time correlations, and the U-Net learns only what is not Gaussian (vortices, their advection);
+    above all, the small scales, where the data have almost no energy, are denoised exactly
+    from the start, which a U-Net trained for minutes fails to learn.
+
+    Sample trajectories ``(L, C, H, W)`` with ``LocalScore(net, dim=-4)``.
+
+    Arguments:
+        features: The number :math:`C` of channels of one state (2 for a velocity field).
+        k: The half-width of the windows.
+        channels: The number of U-Net channels per level.
+        blocks: The number of residual blocks per level.
+        embedding: The number of time-embedding features.
+        kernel_size: The size of the convolution kernels.
+        forcing: The wavenumber :math:`n` of the forcing channel :math:`\sin(n y)`, or None for none.
+        grid: The grid size ``H = W`` (needed for the Gaussian part; None: no Gaussian part).
+        alpha, eta: The schedule of the ``VPSDE`` that trains and samples the network.
+
+    Shapes:
+        ``x: (*batch, 2k + 1, C, H, W)`` with ``H, W`` divisible by the U-Net's total stride,
+        ``t`` broadcastable to ``batch`` -> ``(*batch, 2k + 1, C, H, W)``.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        k: int,
+        channels: Sequence[int] = (32, 64, 128),
+        blocks: int | Sequence[int] = 2,
+        embedding: int = 64,
+        kernel_size: int = 3,
+        forcing: int | None = 4,
+        grid: int | None = None,
+        alpha: str = "cos",
+        eta: float = 1e-3,
+    ):
+        super().__init__(alpha, eta, events=4)
+
+        _check_k(k)
+        self.features, self.k, self.forcing = features, k, forcing
+        c, w = (2 * k + 1) * features, 2 * k + 1
+        self.embedding = TimeEmbedding(embedding)
+        self.unet = UNet(c + (forcing is not None), c, embedding, channels, blocks, kernel_size, spatial=2, circular=True)
+        if grid is not None:
+            self.register_buffer("mean", torch.zeros(features, grid, grid))
+            self.register_buffer("lam", torch.ones(features, grid, grid, w))
+            self.register_buffer("U", torch.eye(w).expand(features, grid, grid, w, w).clone())
+        else:
+            self.mean = None
+
+    @torch.no_grad()
+    def fit(self, mean: Tensor, cov: Tensor) -> None:
+        r"""Sets the Gaussian part: ``mean: (C, H, W)``, ``cov: (C, H, W, 2k+1, 2k+1)`` symmetric
+        positive semi-definite, the covariance across the window of each Fourier mode."""
+
+        if self.mean is None or mean.shape != self.mean.shape or cov.shape != self.U.shape:
+            expected = "a grid" if self.mean is None else f"mean {tuple(self.mean.shape)} and cov {tuple(self.U.shape)}"
+            raise ValueError(f"fit: got mean {tuple(mean.shape)} and cov {tuple(cov.shape)}, expected {expected}")
+        lam, U = torch.linalg.eigh(cov.double())
+        self.mean.copy_(mean)
+        self.lam.copy_(lam.clamp(min=0))
+        self.U.copy_(U)
+
+    def gaussian(self, x: Tensor, t: Tensor) -> Tensor:
+        r"""The exact predictor :math:`\epsilon_G(x(t), t)` of the Gaussian part, ``x: (*batch, 2k+1, C, H, W)``."""
+
+        mu, sigma = (v.to(x).reshape(t.shape + (1,) * 4) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
+        if self.mean is None:
+            return sigma * x / (mu**2 + sigma**2)
+        d = torch.fft.fft2(x - mu * self.mean, norm="ortho").movedim(-4, -1)  # (*batch, C, H, W, 2k+1)
+        z = (d[..., None, :] @ self.U.to(d.dtype))[..., 0, :]  # U^T d, per mode
+        z = z * (sigma / (mu**2 * self.lam + sigma**2))
+        d = (self.U.to(d.dtype) @ z[..., None])[..., 0]
+        return torch.fft.ifft2(d.movedim(-1, -4), norm="ortho").real.to(x.dtype)
+
+    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+        window = 2 * self.k + 1
+        if x.dim() < 4 or x.shape[-4:-2] != (window, self.features):
+            raise ValueError(f"expected windows of shape (*batch, {window}, {self.features}, H, W) (k={self.k}), got {tuple(x.shape)}")
+        if self.mean is not None and x.shape[-2:] != self.mean.shape[-2:]:
+            raise ValueError(f"expected fields on the {tuple(self.mean.shape[-2:])} grid of the network, got {tuple(x.shape)}")
+        t = _time(t, x)
+        h = x.flatten(-4, -3)  # (*batch, (2k+1) C, H, W)
+        if self.forcing is not None:
+            W = x.shape[-1]
+            y = 2 * torch.pi * (torch.arange(W, dtype=x.dtype, device=x.device) + 0.5) / W
+            f = torch.sin(self.forcing * y).expand(*h.shape[:-3], 1, x.shape[-2], W)
+            h = torch.cat((h, f), dim=-3)
+        F = self.unet(h, self.embedding(t)).unflatten(-3, (window, self.features))
+        mu = self.schedule.mu(t).to(x).reshape(t.shape + (1,) * 4)
+        return self.gaussian(x, t) + mu * F
+
+
 class GaussianEps(nn.Module):
     r"""The exact noise predictor of Gaussian data :math:`x \sim \mathcal{N}(m, C)` under the VP
     perturbation :math:`x(t) = \mu_t x + \sigma_t z`, for which :math:`x(t) \sim \mathcal{N}(\mu_t m, \Sigma_t)`:

@@ -23,6 +23,13 @@ progress: epoch, step, history) and ``weights.pt`` (model, optimiser, scheduler,
 tensors only, read back with ``torch.load(weights_only=True)``). It is written to a temporary
 directory first and swapped into place, so an interruption never leaves a half-written checkpoint.
 :func:`train` resumes from it and continues exactly as an uninterrupted run would.
+:func:`checkpoint` finds a finished one trained as asked, in ``data_dir()`` or else among the small
+ones committed to ``data/shipped/``; :func:`ensure_prior` loads it or trains one.
+
+The configurations of the shipped priors are files, ``sda_lite/configs/<family>.json``, read by
+:func:`load_configs` (the book and the command line ``sda-lite train`` use the same). Launched by
+``torchrun --nproc_per_node N``, :func:`train` runs data-parallel over N processes with the same
+global batch and schedule (see its docstring and :mod:`sda_lite.distributed`).
 """
 
 from __future__ import annotations
@@ -44,14 +51,18 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
-from sda_lite.config import data_dir, device, pick, scale
+from sda_lite import distributed
+from sda_lite.config import data_dir, device, scale as get_scale
 from sda_lite.data import TrajectoryWindows, ensure_lorenz, load
 from sda_lite.diffusion import VPSDE
 from sda_lite.plots import DATA, PRIOR
-from sda_lite.score import GlobalScoreNet, LocalScore, LocalScoreNet
+from sda_lite.score import FieldScoreNet, GlobalScoreNet, LocalScore, LocalScoreNet
 
 SCHEDULES = ("linear", "cosine", "constant")
+CONFIGS = Path(__file__).parent / "configs"  # the shipped training configurations, <family>.json
 CONFIG, WEIGHTS = "config.json", "weights.pt"
+# Small finished checkpoints committed to the repository (data/shipped/README.md), used when data_dir() has none.
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shipped"
 # The fields of a training configuration that change the result (``every`` does not).
 TRAIN_FIELDS = ("epochs", "batch_size", "epoch_size", "lr", "weight_decay", "schedule", "ema", "bf16", "seed", "dataset")
 
@@ -67,6 +78,10 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
       over windows of ``2k+1`` states, inside ``VPSDE(shape=(2k+1, D))``;
     * ``{"kind": "global", "features": D, "window": W, ...}``: a :class:`~sda_lite.score.GlobalScoreNet`
       (1-D U-Net over time), inside ``VPSDE(shape=(W, D))``.
+    * ``{"kind": "field", "features": C, "k": k, "grid": H, ...}``: a :class:`~sda_lite.score.FieldScoreNet`
+      (2-D U-Net over windows of ``2k+1`` fields ``(C, H, H)``), inside ``VPSDE(shape=(2k+1, C, H, H))``;
+      with ``"gaussian": scale``, around the Gaussian part fitted to the Kolmogorov dataset of that
+      scale (:func:`~sda_lite.kolmogorov.window_statistics`; the dataset is generated if missing).
 
     The other keys go to the network (``width``, ``depth``, ``embedding``, ``channels``, ...);
     ``alpha`` and ``eta`` (the noise schedule, defaults ``"cos"`` and ``1e-3``) go to both the VPSDE
@@ -90,8 +105,18 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
             raise ValueError(f"a global prior config needs 'window' (states per window), got keys {sorted(config)}")
         shape = (config["window"], config["features"])
         net = GlobalScoreNet(**net_args, **schedule)
+    elif kind == "field":
+        if "k" not in config or "grid" not in config:
+            raise ValueError(f"a field prior config needs 'k' (the Markov order) and 'grid' (H = W), got keys {sorted(config)}")
+        shape = (2 * config["k"] + 1, config["features"], config["grid"], config["grid"])
+        gaussian = net_args.pop("gaussian", None)
+        net = FieldScoreNet(**net_args, **schedule)
+        if gaussian is not None:  # the Gaussian part, fitted to the dataset of a scale
+            from sda_lite.kolmogorov import window_statistics
+
+            net.fit(*window_statistics(gaussian, config["k"]))
     else:
-        raise ValueError(f"unknown prior kind {kind!r}: expected 'local' or 'global'")
+        raise ValueError(f"unknown prior kind {kind!r}: expected 'local', 'global' or 'field'")
 
     sde = VPSDE(net, shape=shape, **schedule)
     sde.config = config
@@ -99,7 +124,8 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
 
 
 def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
-    r"""The prior of whole trajectories ``(L, D)`` that shares the network of a window prior ``sde``.
+    r"""The prior of whole trajectories ``(L, D)`` (``(L, C, H, W)`` for fields) that shares the
+    network of a window prior ``sde``.
 
     For a local prior the window predictor is composed along the trajectory by
     :class:`~sda_lite.score.LocalScore` (the Markov-blanket decomposition); a global (convolutional)
@@ -109,14 +135,15 @@ def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
     config = getattr(sde, "config", None)
     if config is None:
         raise ValueError("sde has no .config: build it with build_prior(config) or load_prior(directory)")
-    if config["kind"] == "local":
+    state = (config["features"],) if config["kind"] != "field" else (config["features"], config["grid"], config["grid"])
+    if config["kind"] in ("local", "field"):
         k = config["k"]
         if L < 2 * k + 1:
             raise ValueError(f"trajectory length L={L} is shorter than the window 2k+1={2 * k + 1}")
-        eps = LocalScore(sde.eps, k)
+        eps = LocalScore(sde.eps, k, dim=-1 - len(state))
     else:
         eps = sde.eps
-    prior = VPSDE(eps, shape=(L, config["features"]), alpha=sde.alpha, eta=sde.eta).to(sde.device)
+    prior = VPSDE(eps, shape=(L, *state), alpha=sde.alpha, eta=sde.eta).to(sde.device)
     prior.config = config
     return prior
 
@@ -240,15 +267,20 @@ def load_prior(directory: str | Path, config: dict[str, Any] | None = None, ema:
 # Training
 
 
-def _batches(dataset: Dataset | Tensor, batch_size: int, generator: torch.Generator, size: int | None = None):
+def _batches(dataset: Dataset | Tensor, batch_size: int, generator: torch.Generator, size: int | None = None, rank: int = 0, world: int = 1):
     r"""Yields the ``size // batch_size`` batches of an epoch of ``size`` samples (default
-    ``len(dataset)``: one pass), drawn without replacement from successive random permutations."""
+    ``len(dataset)``: one pass), drawn without replacement from successive random permutations.
+
+    With ``world > 1`` processes, every process draws the same permutations (the same ``generator``
+    state) and yields only its slice ``rank`` of each global batch (:func:`~sda_lite.distributed.shard`)."""
 
     n = len(dataset)
     size = n if size is None else size
     order = torch.cat([torch.randperm(n, generator=generator) for _ in range(-(-size // n))])
     for i in range(size // batch_size):
         index = order[i * batch_size : (i + 1) * batch_size]
+        if world > 1:
+            index = distributed.shard(index, rank, world)
         if isinstance(dataset, Tensor):
             batch = dataset[index]
         elif hasattr(dataset, "__getitems__"):  # batched fetching, e.g. TrajectoryWindows
@@ -282,6 +314,17 @@ def _device(module: nn.Module) -> torch.device:
 def _devices(module: nn.Module) -> list[int]:
     d = _device(module)
     return [d.index or 0] if d.type == "cuda" else []
+
+
+class _Loss(nn.Module):
+    r"""``sde.loss`` as a module's forward, for :class:`~torch.nn.parallel.DistributedDataParallel`."""
+
+    def __init__(self, sde: VPSDE):
+        super().__init__()
+        self.sde = sde
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.sde.loss(x)
 
 
 def train(
@@ -339,6 +382,17 @@ def train(
         The history ``{"train": [...], "valid": [...], "lr": [...]}``, one value per epoch (since
         the start of the run, resumed epochs included): mean training loss, validation loss and the
         learning rate at the end of the epoch.
+
+    **Several processes.** Launched by ``torchrun --nproc_per_node N`` (``WORLD_SIZE = N > 1``),
+    training runs data-parallel under :class:`~torch.nn.parallel.DistributedDataParallel`
+    (:func:`~sda_lite.distributed.setup`: ``gloo`` on CPU, ``nccl`` on CUDA). Every process draws
+    the same permutations and takes its slice of each global batch of ``batch_size`` samples
+    (which ``N`` must divide); the gradients are averaged over the processes, so the global batch,
+    the number of steps, the learning-rate schedule and the epochs are those of one process. The
+    diffusion noise of process ``r`` is seeded by ``seed + r``, so the run matches a one-process run
+    in distribution (not bit for bit). Only rank 0 shows the progress bar and writes the checkpoint,
+    which holds only global state (and the random states of the ranks): a run can resume with
+    another ``N``.
     """
 
     if not isinstance(epochs, int) or epochs < 1:
@@ -358,6 +412,10 @@ def train(
     every = max(1, epochs // 32) if every is None else every
     if not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
+    parallel = distributed.setup()
+    rank, world = (distributed.rank(), distributed.world()) if parallel else (0, 1)
+    if batch_size % world:
+        raise ValueError(f"batch_size={batch_size} does not split over {world} processes: expected a multiple of {world}")
 
     hyper = {
         "epochs": epochs, "batch_size": batch_size, "epoch_size": epoch_size, "lr": lr, "weight_decay": weight_decay,
@@ -365,7 +423,7 @@ def train(
     }  # fmt: skip
     config = _jsonable(config if config is not None else getattr(sde, "config", None))
     steps = (epoch_size or len(dataset)) // batch_size
-    dev = device()
+    dev = distributed.device() if parallel else device()
     sde.to(dev)
     sde.train()
 
@@ -377,9 +435,13 @@ def train(
     start = 0
 
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + rank)
 
+        if directory is not None and rank > 0:
+            distributed.barrier()  # rank 0 reads first (and recovers an interrupted save)
         meta = read_config(directory) if directory is not None else None
+        if directory is not None and rank == 0:
+            distributed.barrier()
         if meta is not None:  # resume
             check_config(meta["model"], config, "model config")
             check_config({k: meta["train"].get(k) for k in TRAIN_FIELDS}, {k: hyper[k] for k in TRAIN_FIELDS}, "training config")
@@ -390,22 +452,32 @@ def train(
             if average is not None:
                 average = {k: v.to(dev) for k, v in state["ema"].items()}
             shuffle.set_state(state["rng"]["shuffle"])
-            torch.set_rng_state(state["rng"]["cpu"])
-            if dev.type == "cuda" and state["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
+            ranks = state["rng"].get("ranks") or [{"cpu": state["rng"]["cpu"], "cuda": state["rng"].get("cuda")}]
+            if rank < len(ranks):  # this rank's random state; a rank new to the run is seeded afresh
+                torch.set_rng_state(ranks[rank]["cpu"])
+                if dev.type == "cuda" and ranks[rank].get("cuda") is not None:
+                    torch.cuda.set_rng_state(ranks[rank]["cuda"], dev)
+            else:
+                torch.manual_seed(seed + rank + 7919 * meta["progress"]["epoch"])
             start, history = meta["progress"]["epoch"], meta["progress"]["history"]
 
+        loss_of = sde.loss
+        if parallel:
+            ids = [dev.index] if dev.type == "cuda" else None
+            loss_of = nn.parallel.DistributedDataParallel(_Loss(sde), device_ids=ids)
+
         def save(epoch: int) -> None:
+            rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+            ranks = distributed.gather({k: v.cpu() if v is not None else None for k, v in rng.items()})
+            if rank > 0:
+                distributed.barrier()
+                return
             state = {
                 "model": sde.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "ema": average,
-                "rng": {
-                    "shuffle": shuffle.get_state(),
-                    "cpu": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                },
+                "rng": {"shuffle": shuffle.get_state(), **rng, **({"ranks": ranks} if world > 1 else {})},
             }
             meta = {
                 "model": config,
@@ -413,13 +485,14 @@ def train(
                 "progress": {"epoch": epoch, "step": epoch * steps, "history": history},
             }
             save_checkpoint(directory, meta, state)
+            distributed.barrier()
 
-        bar = tqdm(range(start, epochs), initial=start, total=epochs, disable=not progress, desc="training")
+        bar = tqdm(range(start, epochs), initial=start, total=epochs, disable=not progress or rank > 0, desc="training")
         for epoch in bar:
             losses = []
-            for x in _batches(dataset, batch_size, shuffle, epoch_size):
+            for x in _batches(dataset, batch_size, shuffle, epoch_size, rank, world):
                 with torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else nullcontext():
-                    loss = sde.loss(x.to(dev, torch.get_default_dtype()))
+                    loss = loss_of(x.to(dev, torch.get_default_dtype()))
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -433,8 +506,8 @@ def train(
                                 average[key].copy_(value)
                 losses.append(loss.detach())
 
-            history["train"].append(torch.stack(losses).mean().item())
-            history["valid"].append(evaluate(sde, valid, seed=seed + 1) if valid is not None else None)
+            history["train"].append(distributed.mean(torch.stack(losses).mean().item()))
+            history["valid"].append(distributed.broadcast(evaluate(sde, valid, seed=seed + 1) if valid is not None and rank == 0 else None))
             history["lr"].append(optimizer.param_groups[0]["lr"])
             bar.set_postfix(train=f"{history['train'][-1]:.4f}", valid=f"{history['valid'][-1] or math.nan:.4f}", lr=f"{history['lr'][-1]:.1e}")
 
@@ -482,6 +555,37 @@ def lorenz_windows(window: int, scale_name: str | None = None) -> tuple[Dataset,
     return TrajectoryWindows(load(path, "train"), window), TrajectoryWindows(load(path, "valid"), window)
 
 
+def _check_trained(meta: dict[str, Any], config: dict[str, Any], train_config: dict[str, Any]) -> None:
+    r"""Raises a ValueError naming the first field where the checkpoint ``meta`` (its ``config.json``)
+    was not trained as the model ``config`` with the keyword arguments ``train_config`` of
+    :func:`train`: the model configs must be equal, and so must the fields of ``TRAIN_FIELDS``,
+    :func:`train`'s defaults standing for those that ``train_config`` omits."""
+
+    parameters = inspect.signature(train).parameters.items()
+    defaults = {k: p.default for k, p in parameters if k in TRAIN_FIELDS and p.default is not p.empty}
+    wanted = {**defaults, **train_config}
+    fields = [k for k in TRAIN_FIELDS if k in wanted]
+    check_config(meta["model"], config, "model config")
+    check_config({k: meta["train"].get(k) for k in fields}, {k: wanted[k] for k in fields}, "training config")
+
+
+def checkpoint(name: str, config: dict[str, Any], train_config: dict[str, Any]) -> Path | None:
+    r"""The directory of the finished checkpoint ``name`` of the prior ``config`` trained with
+    ``train_config`` (:func:`_check_trained`): ``data_dir() / name``, else the shipped
+    ``data/shipped/name`` (``SHIPPED``), else None. Unfinished or mismatched checkpoints are skipped."""
+
+    for directory in (data_dir() / name, SHIPPED / name):
+        meta = read_config(directory)
+        if meta is None or meta["progress"]["epoch"] < meta["train"]["epochs"]:
+            continue
+        try:
+            _check_trained(meta, config, train_config)
+        except ValueError:
+            continue
+        return directory
+    return None
+
+
 def ensure_prior(
     name: str,
     config: dict[str, Any],
@@ -490,12 +594,15 @@ def ensure_prior(
     valid: Dataset | Tensor | Callable[[], Any] | None = None,
     progress: bool = True,
 ) -> VPSDE:
-    r"""Returns the trained prior ``data_dir() / name``: loaded when present and matching, else trained.
+    r"""Returns the trained prior ``name``: loaded when a matching checkpoint exists, else trained
+    into ``data_dir() / name``.
 
-    A checkpoint with the same ``config`` and ``train_config`` is loaded (and its training resumed
-    first if it was interrupted); one that differs is replaced (with a warning). The initial weights
-    are drawn under ``train_config["seed"]`` (default 0), so the result does not depend on the
-    caller's random state.
+    The finished checkpoint found by :func:`checkpoint` is loaded: ``data_dir() / name``, else the
+    shipped ``data/shipped/name`` (loaded in place, neither copied nor retrained). Otherwise the
+    prior is trained into ``data_dir() / name``, resuming an interrupted run there. A checkpoint in
+    ``data_dir() / name`` with another ``config`` or ``train_config`` is deleted first (with a
+    warning). The initial weights are drawn under ``train_config["seed"]`` (default 0), so the
+    result does not depend on the caller's random state.
 
     Arguments:
         name: The checkpoint directory under :func:`~sda_lite.config.data_dir`.
@@ -510,30 +617,89 @@ def ensure_prior(
     """
 
     directory = data_dir() / name
-    parameters = inspect.signature(train).parameters.items()
-    defaults = {k: p.default for k, p in parameters if k in TRAIN_FIELDS and p.default is not p.empty}
-    wanted = {**defaults, **train_config}
     meta = read_config(directory)
     if meta is not None:
         try:
-            check_config(meta["model"], config, "model config")
-            fields = [k for k in TRAIN_FIELDS if k in wanted]
-            check_config({k: meta["train"].get(k) for k in fields}, {k: wanted[k] for k in fields}, "training config")
+            _check_trained(meta, config, train_config)
         except ValueError as error:
-            warnings.warn(f"retraining {name}: {error}", stacklevel=2)
+            warnings.warn(f"replacing the checkpoint {directory}: {error}", stacklevel=2)
             shutil.rmtree(directory)
             meta = None
-    if meta is not None and meta["progress"]["epoch"] >= meta["train"]["epochs"]:
-        return load_prior(directory, config)
+    found = checkpoint(name, config, train_config)
+    if found is not None and (meta is None or found == directory):  # an interrupted local run resumes
+        return load_prior(found, config)
+
+    train_prior(directory, config, train_config, data, valid, progress)
+    return load_prior(directory, config)
+
+
+def train_prior(
+    directory: str | Path,
+    config: dict[str, Any],
+    train_config: dict[str, Any],
+    data: Dataset | Tensor | Callable[[], Any] | None = None,
+    valid: Dataset | Tensor | Callable[[], Any] | None = None,
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    r"""Builds the prior ``config`` with initial weights drawn under ``train_config["seed"]``
+    (default 0) and trains it into the checkpoint ``directory`` (resuming it if present, with the
+    same configuration, else ValueError): the one path by which :func:`ensure_prior` and the
+    command line (``sda-lite train``) train a prior. ``data`` and ``valid`` are as in
+    :func:`ensure_prior`. Returns the history of :func:`train`."""
 
     with torch.random.fork_rng():
-        torch.manual_seed(wanted["seed"])
+        torch.manual_seed(train_config.get("seed", 0))
         sde = build_prior(config)
     data = lorenz_windows(sde.shape[0]) if data is None else _resolve(data)
     if isinstance(data, tuple):
         data, valid = data
-    train(sde, data, valid=_resolve(valid), directory=directory, config=config, progress=progress, **train_config)
-    return load_prior(directory, config)
+    return train(sde, data, valid=_resolve(valid), directory=directory, config=config, progress=progress, **train_config)
+
+
+def families() -> list[str]:
+    r"""The names of the shipped configuration files, e.g. ``["kolmogorov", "lorenz_global", "lorenz_local"]``."""
+
+    return sorted(path.stem for path in CONFIGS.glob("*.json"))
+
+
+def load_configs(family: str, scale: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    r"""The model and training configs ``(model, train)`` of a family at a scale, read from a file.
+
+    A configuration file maps each scale to ``{"model": {...}, "train": {...}}``: ``model`` is a
+    :func:`build_prior` config, ``train`` the keyword arguments of :func:`train`. The book and the
+    command line read the same files, so they train the same priors.
+
+    Arguments:
+        family: A shipped family (:func:`families`, e.g. ``"lorenz_local"``, in
+            ``sda_lite/configs/``) or the path of a JSON file.
+        scale: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``).
+    """
+
+    scale = get_scale(scale)
+    path = Path(family)
+    if path.suffix != ".json":
+        if family not in families():
+            raise ValueError(f"unknown configuration family {family!r}: expected one of {families()} or the path of a .json file")
+        path = CONFIGS / f"{family}.json"
+    try:
+        with open(path) as f:
+            configs = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"configuration file {str(path)!r} not found: expected a JSON file mapping scales to model and train configs") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"configuration file {str(path)!r} is not valid JSON ({error}): expected a mapping scale -> {{'model', 'train'}}") from None
+    if not isinstance(configs, dict) or scale not in configs:
+        scales = sorted(configs) if isinstance(configs, dict) else type(configs).__name__
+        raise ValueError(f"configuration file {str(path)!r} has no scale {scale!r}: it has {scales}")
+    entry = configs[scale]
+    if not isinstance(entry, dict) or not isinstance(entry.get("model"), dict) or not isinstance(entry.get("train"), dict):
+        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        raise ValueError(f"configuration {str(path)!r}[{scale!r}] has {got}: expected a mapping with dicts 'model' and 'train'")
+    accepted = set(inspect.signature(train).parameters) - {"sde", "dataset", "valid", "directory", "config", "callback", "progress"}
+    unknown = sorted(set(entry["train"]) - accepted)
+    if unknown:
+        raise ValueError(f"configuration {str(path)!r}[{scale!r}] has unknown training option(s) {unknown}: expected some of {sorted(accepted)}")
+    return _jsonable(entry["model"]), _jsonable(entry["train"])
 
 
 def lorenz_configs(kind: str = "local", k: int = 2, scale_name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -545,25 +711,15 @@ def lorenz_configs(kind: str = "local", k: int = 2, scale_name: str | None = Non
     4096 epochs of one window per training trajectory (819 windows, 12 steps). ``cpu`` (width 128,
     depth 3; 8192 steps of 256 windows, lr 2e-3) and ``ci`` (width 64, depth 2; 1024 steps of 64
     windows, lr 2e-3) train in minutes and seconds on a CPU, with epochs of a fixed number of windows.
+    The configs are read from ``sda_lite/configs/lorenz_{kind}.json`` (:func:`load_configs`), whose
+    local prior has ``k = 2``, replaced by ``k``.
     """
 
-    if kind == "local":
-        config = {"kind": "local", "features": 3, "k": k, "embedding": 32, "alpha": "cos", "eta": 1e-3}
-        config.update(pick(ci=dict(width=64, depth=2), cpu=dict(width=128, depth=3), full=dict(width=256, depth=5), scale_name=scale_name))
-    elif kind == "global":
-        config = {"kind": "global", "features": 3, "window": 32, "embedding": 32, "alpha": "cos", "eta": 1e-3}
-        config.update(pick(ci=dict(channels=[16], blocks=1), cpu=dict(channels=[32], blocks=2), full=dict(channels=[64], blocks=3), scale_name=scale_name))
-    else:
+    if kind not in ("local", "global"):
         raise ValueError(f"unknown prior kind {kind!r}: expected 'local' or 'global'")
-    schedule = {"weight_decay": 1e-3, "schedule": "linear"}
-    schedule.update(
-        pick(
-            ci=dict(epochs=32, epoch_size=2048, batch_size=64, lr=2e-3),
-            cpu=dict(epochs=128, epoch_size=16384, batch_size=256, lr=2e-3),
-            full=dict(epochs=4096, epoch_size=None, batch_size=64, lr=1e-3),
-            scale_name=scale_name,
-        )
-    )
+    config, schedule = load_configs(f"lorenz_{kind}", scale_name)
+    if kind == "local":
+        config["k"] = k
     return config, schedule
 
 
@@ -574,7 +730,7 @@ def lorenz_prior(kind: str = "local", k: int = 2, scale_name: str | None = None,
     Use :func:`prior_for_length` to sample trajectories of any length from it.
     """
 
-    scale_name = scale(scale_name)
+    scale_name = get_scale(scale_name)
     config, schedule = lorenz_configs(kind, k, scale_name)
     name = f"lorenz_local_k{k}_{scale_name}" if kind == "local" else f"lorenz_global_{scale_name}"
     window = 2 * k + 1 if kind == "local" else config["window"]

@@ -24,10 +24,10 @@ Panels:
 * :func:`kolmogorov_panel` -- the observation scenarios of :mod:`sda_lite.scenarios` on a
   Kolmogorov-flow trajectory.
 
-Trained priors are found by :func:`checkpoint`: the checkpoint that the chapters trained in
-:func:`~sda_lite.config.data_dir`, else the small one shipped in ``data/shipped/`` (finished, and
-with the configuration asked for). The Lorenz panels use the ``cpu``-scale priors by default
-(``prior_scale``), shipped for ``k`` = 1, 2 and 4, whatever ``SDA_SCALE``.
+Trained priors are found by :func:`~sda_lite.train.checkpoint`: the checkpoint that the chapters
+trained in :func:`~sda_lite.config.data_dir`, else the small one shipped in ``data/shipped/``
+(finished, and with the configuration asked for). The Lorenz panels use the ``cpu``-scale priors
+by default (``prior_scale``), shipped for ``k`` = 1, 2 and 4, whatever ``SDA_SCALE``.
 """
 
 from __future__ import annotations
@@ -55,9 +55,8 @@ from sda_lite.guidance import assimilate
 from sda_lite.metrics import log_px, log_py, w1
 from sda_lite.observe import compose, every, observe, select
 from sda_lite.score import GaussianEps
-from sda_lite.train import TRAIN_FIELDS, check_config, load_configs, load_prior, lorenz_configs, lorenz_prior, prior_for_length, read_config
+from sda_lite.train import SHIPPED, checkpoint, load_configs, load_prior, lorenz_configs, lorenz_prior, prior_for_length
 
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shipped"
 METHODS = ("sda", "dps", "mmps")
 LORENZ_SCENARIOS = {"lo": {"every": 8, "sigma_y": 0.05, "observed": (0,)}, "hi": {"every": 1, "sigma_y": 0.25, "observed": (0,)}}
 MAX_STEPS, MAX_SAMPLES, MAX_CORRECTIONS = 256, 256, 8
@@ -68,34 +67,9 @@ L_LORENZ = 65  # states per Lorenz trajectory, as in the paper
 # Checkpoints
 
 
-def _complete(directory: Path, config: dict, schedule: dict) -> bool:
-    r"""Whether ``directory`` holds a finished checkpoint of the model ``config`` trained by ``schedule``."""
-
-    meta = read_config(directory) if directory.is_dir() else None
-    if meta is None or meta["progress"]["epoch"] < meta["train"]["epochs"]:
-        return False
-    try:
-        check_config(meta["model"], config, "model config")
-        fields = [key for key in TRAIN_FIELDS if key in schedule]
-        check_config({key: meta["train"].get(key) for key in fields}, {key: schedule[key] for key in fields}, "training config")
-    except ValueError:
-        return False
-    return True
-
-
-def checkpoint(name: str, config: dict, schedule: dict) -> Path | None:
-    r"""The directory of the finished checkpoint ``name`` of the model ``config`` trained by ``schedule``:
-    ``data_dir() / name`` when the chapters trained it, else ``data/shipped/name``, else None."""
-
-    for directory in (data_dir() / name, SHIPPED / name):
-        if _complete(directory, config, schedule):
-            return directory
-    return None
-
-
 def lorenz_checkpoint(k: int, scale_name: str = "cpu") -> Path | None:
     r"""The directory of the trained local Lorenz prior of order ``k`` at a scale
-    (:func:`~sda_lite.train.lorenz_configs`), by :func:`checkpoint`."""
+    (:func:`~sda_lite.train.lorenz_configs`), by :func:`~sda_lite.train.checkpoint`."""
 
     return checkpoint(f"lorenz_local_k{k}_{scale(scale_name)}", *lorenz_configs("local", k, scale_name))
 
@@ -583,8 +557,9 @@ def kolmogorov_truth(index: int = 0, scale_name: str = "ci") -> Tensor:
 
 @lru_cache(maxsize=2)
 def kolmogorov_window_prior(scale_name: str = "ci") -> VPSDE:
-    r"""The trained Kolmogorov window prior of a scale found by :func:`checkpoint` (never trained
-    here: train it with :func:`~sda_lite.kolmogorov.kolmogorov_prior`, else FileNotFoundError)."""
+    r"""The trained Kolmogorov window prior of a scale found by :func:`~sda_lite.train.checkpoint`
+    (never trained here: train it with :func:`~sda_lite.kolmogorov.kolmogorov_prior`, else
+    FileNotFoundError)."""
 
     config, schedule = load_configs("kolmogorov", scale_name)
     directory = checkpoint(f"kolmogorov_{scale(scale_name)}", config, schedule)

@@ -254,3 +254,121 @@ def test_mismatched_partial_is_restarted(tmp_path):
         file.create_dataset("x", data=np.full((12, 3, 2, 8, 8), 7.0, dtype=np.float32))
     data = read(generate_kolmogorov(tmp_path / "k.h5", progress=False, batch=1, **TINY))[0]
     assert not partial.exists() and not any((data[s] == 7.0).all() for s in data)
+
+
+# Spectrum, windows and the 2-D window prior
+
+
+def test_energy_spectrum():
+    from sda_lite.kolmogorov import energy_spectrum
+
+    t = torch.arange(16, dtype=torch.float64) * 2 * math.pi / 16
+    u = torch.stack((torch.sin(3 * t)[None, :].expand(16, 16), torch.zeros(16, 16)))  # energy 1/4 at |k| = 3
+    k, E = energy_spectrum(u[None].expand(4, 2, 16, 16))
+    assert k.tolist() == list(range(9)) and E.dtype == torch.float64
+    assert E[3].item() == pytest.approx(0.25) and E.sum().item() == pytest.approx(0.25)
+    x = torch.randn(3, 2, 16, 16, dtype=torch.float64)  # Parseval, but for the corners |k| > 8
+    assert energy_spectrum(x)[1].sum() < 0.5 * x.square().sum(1).mean() < energy_spectrum(x)[1].sum() / 0.7
+    with pytest.raises(ValueError, match=r"\(3, 16, 16\)"):
+        energy_spectrum(x[:, 0])
+
+
+def test_field_windows():
+    from sda_lite.kolmogorov import FieldWindows
+
+    x = torch.randn(4, 10, 2, 8, 8)
+    w = FieldWindows(x, 5, generator=torch.Generator().manual_seed(0))
+    assert len(w) == 4 and w[1].shape == (5, 2, 8, 8)
+    items = w.__getitems__([0, 3])
+    assert [v.shape for v in items] == [(5, 2, 8, 8)] * 2
+    assert any(torch.equal(items[1], x[3, s : s + 5]) for s in range(6))
+    with pytest.raises(ValueError, match=r"\(4, 10, 128\)"):
+        FieldWindows(x.flatten(2), 5)
+
+
+FIELD = {"kind": "field", "features": 2, "k": 1, "grid": 16, "channels": [4, 8], "blocks": 1, "embedding": 4}
+
+
+def test_field_prior_shapes_and_periodicity():
+    from helpers import randomise
+
+    from sda_lite.score import FieldScoreNet
+    from sda_lite.train import build_prior, prior_for_length
+
+    sde = build_prior(FIELD)
+    assert isinstance(sde.eps, FieldScoreNet) and sde.shape == (3, 2, 16, 16)
+    net = randomise(build_prior(FIELD).eps).double()
+    x = torch.randn(5, 3, 2, 16, 16, dtype=torch.float64)
+    t = torch.rand(5, dtype=torch.float64)
+    eps = net(x, t)
+    assert eps.shape == x.shape and torch.isfinite(eps).all()
+    # circular padding: equivariant to periodic shifts by the total stride (2) along x; along y the
+    # forcing channel sin(4y) (period 4 cells here) breaks the symmetry of a shift by 2
+    shifted = net(x.roll(2, dims=-2), t)
+    assert torch.allclose(shifted, eps.roll(2, dims=-2), atol=1e-10)
+    assert not torch.allclose(net(x.roll(2, dims=-1), t), eps.roll(2, dims=-1), atol=1e-6)  # sin(4y) breaks it
+    # v-parametrisation: a fresh network predicts sigma_t x (exact for standard Gaussian data)
+    fresh = build_prior(FIELD)
+    assert torch.allclose(fresh.eps(x.float(), 0.5), fresh.sigma(0.5) * x.float(), atol=1e-6)
+
+    prior = prior_for_length(sde, 6)
+    assert prior.shape == (6, 2, 16, 16) and prior.eps.dim == -4
+    assert prior.sample((2,), steps=2).shape == (2, 6, 2, 16, 16)
+    with pytest.raises(ValueError, match="L=2"):
+        prior_for_length(sde, 2)
+    with pytest.raises(ValueError, match=r"windows of shape \(\*batch, 3, 2, H, W\)"):
+        net(x[:, :2], t)
+    with pytest.raises(ValueError, match="'grid'"):
+        build_prior({k: v for k, v in FIELD.items() if k != "grid"})
+
+
+def test_field_prior_trains_on_windows():
+    from sda_lite.kolmogorov import FieldWindows
+    from sda_lite.train import build_prior, train
+
+    sde = build_prior(FIELD)
+    data = FieldWindows(torch.randn(10, 6, 2, 16, 16), 3)
+    history = train(sde, data, epochs=2, batch_size=2, epoch_size=2, progress=False)
+    assert len(history["train"]) == 2 and all(math.isfinite(v) for v in history["train"])
+
+
+def test_configs():
+    from sda_lite.train import build_prior, load_configs
+
+    for scale in ("ci", "cpu", "full"):
+        model, schedule = load_configs("kolmogorov", scale)
+        assert model["kind"] == "field" and model["k"] == 2 and model["forcing"] == 4
+        assert model["grid"] == kolmogorov_sizes(scale)["size"] // kolmogorov_sizes(scale)["r"]
+        if scale != "full":  # (without the Gaussian part, which reads the dataset of the scale)
+            model.pop("gaussian")
+            assert build_prior(model).shape == (5, 2, model["grid"], model["grid"])
+    model, schedule = load_configs("kolmogorov", "full")  # the paper's
+    assert model["channels"] == [96, 192, 384] and model["blocks"] == 3 and model["embedding"] == 64
+    assert schedule == {"weight_decay": 1e-3, "schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 32, "lr": 2e-4}
+
+
+def test_gaussian_part_is_the_exact_predictor_of_a_stationary_gaussian():
+    from sda_lite.kolmogorov import field_statistics
+    from sda_lite.score import FieldScoreNet, GaussianEps
+
+    g, k, w = 4, 1, 3
+    x = torch.randn(6, 10, 2, g, g, dtype=torch.float64).cumsum(1) + torch.linspace(0, 1, g)  # correlated in time
+    mean, cov = field_statistics(x, k)
+    assert mean.shape == (2, g, g) and cov.shape == (2, g, g, w, w)
+    assert torch.allclose(cov, cov.mT) and torch.linalg.eigvalsh(cov).min() > -1e-9
+
+    def C(v):  # the stationary covariance operator on windows (*, w, 2, g, g): per mode, across the window
+        d = torch.fft.fft2(v, norm="ortho").movedim(-4, -1)
+        d = (cov.to(d.dtype) @ d[..., None])[..., 0]
+        return torch.fft.ifft2(d.movedim(-1, -4), norm="ortho").real
+
+    n = w * 2 * g * g
+    dense = C(torch.eye(n, dtype=torch.float64).reshape(n, w, 2, g, g)).reshape(n, n)
+    exact = GaussianEps(mean.expand(w, 2, g, g), dense, shape=(w, 2, g, g))
+    net = FieldScoreNet(2, k, channels=[4, 8], blocks=1, embedding=4, grid=g).double()
+    net.fit(mean, cov)
+    z = torch.randn(5, w, 2, g, g, dtype=torch.float64)
+    t = torch.rand(5, dtype=torch.float64)
+    assert torch.allclose(net(z, t), exact(z, t), atol=1e-8)  # F = 0: eps is the Gaussian part alone
+    with pytest.raises(ValueError, match="expected mean"):
+        net.fit(mean[0], cov)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -343,6 +344,57 @@ def test_ensure_prior(tmp_path, monkeypatch):
     assert_same(weights(T.load_prior(tmp_path / "tiny")), weights(third), atol=0)
 
 
+def windows() -> Tensor:
+    return torch.randn(64, 3, 2, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    r"""An empty data_dir() and a shipped directory holding the finished checkpoint "tiny" (2 epochs)."""
+
+    monkeypatch.setenv("SDA_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(T, "SHIPPED", tmp_path / "shipped")
+    T.train_prior(tmp_path / "shipped" / "tiny", LOCAL, {"epochs": 2, "batch_size": 16}, data=windows, progress=False)
+    return tmp_path / "shipped" / "tiny"
+
+
+def test_checkpoint_lookup(shipped, tmp_path):
+    schedule = {"epochs": 2, "batch_size": 16}
+    local = tmp_path / "data" / "tiny"
+    assert T.checkpoint("none", LOCAL, schedule) is None
+    assert T.checkpoint("tiny", LOCAL, schedule) == shipped  # data_dir() has none
+    assert T.checkpoint("tiny", {**LOCAL, "width": 16}, schedule) is None  # another model
+    assert T.checkpoint("tiny", LOCAL, {**schedule, "epochs": 3}) is None  # another training
+    assert T.checkpoint("tiny", LOCAL, {**schedule, "lr": 1e-2}) is None  # train()'s default lr 1e-3 was used
+    assert T.checkpoint("tiny", LOCAL, {**schedule, "lr": 1e-3, "every": 5}) == shipped  # every changes nothing
+    shutil.copytree(shipped, local)
+    assert T.checkpoint("tiny", LOCAL, schedule) == local  # the local one wins
+    meta = read_config(local)
+    for changed in ({"model": {**LOCAL, "width": 16}}, {"progress": {**meta["progress"], "epoch": 1}}):
+        (local / "config.json").write_text(json.dumps(meta | changed))
+        assert T.checkpoint("tiny", LOCAL, schedule) == shipped  # a mismatched or unfinished local one is skipped
+
+
+def test_ensure_prior_loads_shipped(shipped, tmp_path):
+    schedule, calls = {"epochs": 2, "batch_size": 16}, []
+
+    def counted():
+        calls.append(1)
+        return windows()
+
+    prior = ensure_prior("tiny", LOCAL, schedule, data=counted, progress=False)
+    assert not calls and not (tmp_path / "data" / "tiny").exists()  # neither trained nor copied
+    assert_same(weights(prior), weights(T.load_prior(shipped)), atol=0)
+    shutil.copytree(shipped, tmp_path / "data" / "tiny")
+    meta = read_config(shipped)
+    (tmp_path / "data" / "tiny" / "config.json").write_text(json.dumps(meta | {"model": {**LOCAL, "width": 16}}))
+    with pytest.warns(UserWarning, match="'width'.*16.*8"):
+        ensure_prior("tiny", LOCAL, schedule, data=counted, progress=False)  # the mismatched local one is replaced...
+    assert not calls and not (tmp_path / "data" / "tiny").exists()  # ... by the shipped one
+    ensure_prior("tiny", LOCAL, {**schedule, "epochs": 3}, data=counted, progress=False)
+    assert len(calls) == 1 and read_config(tmp_path / "data" / "tiny")["progress"]["epoch"] == 3  # no match: trained
+
+
 def test_trajectory_windows_batches():
     r"""Training fetches TrajectoryWindows in batches: each item is still a window of trajectory i mod N."""
 
@@ -364,3 +416,49 @@ def test_ema_and_bf16(tmp_path):
     _, state = load_checkpoint(tmp_path)
     assert_same(weights(sde), state["ema"], atol=0)  # the returned module holds the average
     assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+
+
+def test_load_configs(tmp_path):
+    model, schedule = T.load_configs("lorenz_local", "full")
+    assert model == {"kind": "local", "features": 3, "k": 2, "embedding": 32, "alpha": "cos", "eta": 1e-3, "width": 256, "depth": 5}
+    assert schedule == {"weight_decay": 1e-3, "schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 64, "lr": 1e-3}
+    assert {"lorenz_local", "lorenz_global"} <= set(T.families())
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"ci": {"model": LOCAL, "train": {"epochs": 2}}}))
+    assert T.load_configs(str(path), "ci") == (LOCAL, {"epochs": 2})
+    with pytest.raises(ValueError, match="'lorenz'.*lorenz_local"):
+        T.load_configs("lorenz", "ci")
+    with pytest.raises(ValueError, match="no scale 'cpu'.*\\['ci'\\]"):
+        T.load_configs(str(path), "cpu")
+    with pytest.raises(ValueError, match="'huge'"):
+        T.load_configs("lorenz_local", "huge")
+    with pytest.raises(ValueError, match="not found"):
+        T.load_configs(str(tmp_path / "none.json"), "ci")
+    for text, words in [
+        ("{", "not valid JSON"),
+        ('{"ci": {"model": {}}}', "'model' and 'train'"),
+        ('{"ci": {"model": {}, "train": {"epochs": 2, "lr_decay": 1}}}', "'lr_decay'"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=words):
+            T.load_configs(str(path), "ci")
+
+
+def test_lorenz_configs_match_checkpoints():
+    r"""The configs read from the files are those the existing checkpoints of data/ were trained with."""
+
+    from sda_lite.config import data_dir
+
+    assert T.lorenz_configs("local", 3, "ci")[0]["k"] == 3
+    assert T.lorenz_configs("global", 3, "ci") == T.load_configs("lorenz_global", "ci")
+    with pytest.raises(ValueError, match="'mlp'"):
+        T.lorenz_configs("mlp")
+    for directory in sorted(data_dir().glob("lorenz_*_*")):
+        meta = read_config(directory)
+        if meta is None:
+            continue
+        kind, *rest = directory.name.removeprefix("lorenz_").split("_")
+        k = int(rest[0][1:]) if kind == "local" else 2
+        model, schedule = T.lorenz_configs(kind, k, rest[-1])
+        assert meta["model"] == model, directory
+        assert {key: meta["train"][key] for key in schedule} == schedule, directory

@@ -1,0 +1,156 @@
+r"""Tests of the six Kolmogorov observation scenarios: operator shapes, observations, residuals, errors."""
+
+import math
+
+import pytest
+import torch
+
+from sda_lite.kolmogorov import vorticity
+from sda_lite.observe import matrix
+from sda_lite.scenarios import SCENARIOS, annulus, crop, grid_vorticity, operator, scenario
+
+L, G = 9, 32
+
+
+@pytest.fixture(scope="module")
+def x_true():
+    return torch.randn(L, 2, G, G, generator=torch.Generator().manual_seed(0))
+
+
+SHAPES = {  # observation shapes on a 32 x 32 grid, 9 states (every 4th: 3 states, every 3rd: 3)
+    "assimilation": (3, 2, 8, 8),
+    "extrapolation": (3, 2, 8, 8),
+    "saturation": (3, 12, 12),
+    "sparse": (L, 2, 256),
+    "event": (int(annulus(G).sum()),),
+    "loop": (2, G, G),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_shapes_and_batches(name, x_true):
+    s = scenario(name, x_true)
+    assert s.name == name and s.y.shape == SHAPES[name] and torch.isfinite(s.y).all()
+    assert s.A(x_true[None].expand(4, 2, -1, -1, -1, -1)).shape == (4, 2, *SHAPES[name])
+    assert s.std == {"assimilation": 0.1, "extrapolation": 0.01, "saturation": 0.05, "sparse": 0.1, "event": 0.2, "loop": 0.01}[name]
+    # differentiable, as guidance needs
+    x = x_true.clone().requires_grad_()
+    s.A(x).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("name", ["assimilation", "extrapolation", "saturation", "sparse"])
+def test_noisy_observations_of_the_truth(name, x_true):
+    s = scenario(name, x_true, seed=3)
+    assert torch.equal(s.y, scenario(name, x_true, seed=3).y)
+    assert not torch.equal(s.y, scenario(name, x_true, seed=4).y)
+    assert s.residual(x_true) == pytest.approx(1, abs=0.15)  # the truth explains y to the noise level
+    assert s.residual(torch.zeros_like(x_true)) > 2
+
+
+def test_fixed_observations(x_true):
+    event = scenario("event", x_true)
+    assert torch.all(event.y == 0.6)
+    loop = scenario("loop", x_true)
+    assert torch.all(loop.y == 0)
+    closed = torch.cat((x_true[:-1], x_true[:1]))  # x_L = x_1
+    assert loop.residual(closed) == 0
+
+
+def test_operators_read_what_they_say(x_true):
+    A, _, s = operator("assimilation", G, L)
+    coarse = x_true[4].unflatten(-1, (8, 4)).unflatten(-3, (8, 4)).mean(dim=(-3, -1))
+    assert torch.allclose(A(x_true)[1], coarse, atol=1e-6)
+    assert s["factor"] == 4 and A.linear
+
+    A, _, s = operator("extrapolation", G, L)
+    assert s == {"factor": 2, "crop": 8, "every": 3, "std": 0.01}
+    assert torch.allclose(A(x_true)[2, 1, 0, 0], x_true[6, 1, 8:10, 8:10].mean(), atol=1e-6)
+
+    A, _, _ = operator("saturation", G, L)
+    w = grid_vorticity(x_true[3])[4:6, 4:6].mean()
+    assert torch.allclose(A(x_true)[1, 0, 0], w / (1 + w.abs()), atol=1e-6) and not A.linear
+
+    A, _, _ = operator("sparse", G, L, stride=4)
+    assert A(x_true).shape == (L, 2, 64) and torch.equal(A(x_true)[2, 1, :8], x_true[2, 1, 0, ::4])
+
+    A, _, _ = operator("event", G, L)
+    assert torch.allclose(A(x_true), grid_vorticity(x_true[-1])[annulus(G)])
+
+
+def test_sizes_scale_with_the_grid():
+    assert operator("assimilation", 64, 8)[2]["factor"] == 8  # the paper's 64 x 64
+    assert operator("extrapolation", 64, 8)[2] == {"factor": 4, "crop": 8, "every": 3, "std": 0.01}
+    assert operator("saturation", 64, 8)[2]["crop"] == 12
+    assert operator("sparse", 64, 8)[2]["stride"] == 4
+    assert operator("assimilation", 16, 8)[2]["factor"] == 2
+
+
+def test_linear_operators_are_linear():
+    for name in ("assimilation", "extrapolation", "sparse", "event", "loop"):
+        A, _, _ = operator(name, 8, 3, **({"factor": 2} if name in ("assimilation", "extrapolation") else {}))
+        M = matrix(A, (3, 2, 8, 8))
+        x = torch.randn(3, 2, 8, 8, dtype=torch.float64)
+        assert A.linear and torch.allclose(M @ x.flatten(), A(x).flatten())
+
+
+def test_grid_vorticity():
+    t = (torch.arange(G) + 0.5) * 2 * math.pi / G
+    u = torch.stack((torch.sin(t)[None, :].expand(G, G), torch.zeros(G, G)))  # omega = -cos(y)
+    assert torch.allclose(grid_vorticity(u), -torch.cos(t).expand(G, G) * 2 * math.pi / G, atol=1e-5)
+    assert torch.allclose(grid_vorticity(u), vorticity(u) * 2 * math.pi / G)
+
+
+def test_annulus():
+    m = annulus(64)
+    assert m.shape == (64, 64) and m.dtype == torch.bool and 0 < m.sum() < 64 * 64 / 4
+    assert torch.equal(m, m.flip(0)) and torch.equal(m, m.T) and not m[32, 32] and not m[0, 0]
+
+
+def test_errors(x_true):
+    with pytest.raises(ValueError, match="unknown scenario 'storm'"):
+        scenario("storm", x_true)
+    with pytest.raises(ValueError, match="30x30 grid is not divisible by the coarsening factor 4"):
+        scenario("assimilation", torch.zeros(L, 2, 30, 30), factor=4)
+    with pytest.raises(ValueError, match="36x36 grid is not divisible by the coarsening factor 5"):
+        scenario("assimilation", torch.zeros(L, 2, 36, 36), factor=5)
+    with pytest.raises(ValueError, match=r"crop: size=20 is outside the 16x16 field"):
+        scenario("extrapolation", x_true, crop=20)
+    with pytest.raises(ValueError, match=r"crop: x has shape"):
+        crop(4, 16)(torch.zeros(2, 8, 8))
+    with pytest.raises(ValueError, match=r"y has shape \(3, 2, 4, 4\), expected .*\(3, 2, 8, 8\)"):
+        scenario("assimilation", x_true, y=torch.zeros(3, 2, 4, 4))
+    with pytest.raises(ValueError, match=r"x_true has shape \(9, 3, 32, 32\)"):
+        scenario("assimilation", torch.zeros(L, 3, G, G))
+    with pytest.raises(ValueError, match="std=0"):
+        scenario("loop", x_true, std=0)
+    with pytest.raises(ValueError, match="unknown override"):
+        scenario("loop", x_true, factor=2)
+    with pytest.raises(ValueError, match="stride=0"):
+        scenario("sparse", x_true, stride=0)
+    with pytest.raises(ValueError, match="length 1"):
+        scenario("loop", x_true[:1])
+
+
+def test_given_observations(x_true):
+    y = torch.ones(3, 2, 8, 8)
+    s = scenario("assimilation", x_true, y=y)
+    assert torch.equal(s.y, y)
+
+
+def test_rollout(monkeypatch):
+    import sda_lite.scenarios as scenarios
+    from sda_lite.kolmogorov import KolmogorovFlow, coarsen, upsample
+
+    monkeypatch.setattr(scenarios, "kolmogorov_sizes", lambda scale=None: {"size": 32})  # a 32 x 32 simulation
+    flow = KolmogorovFlow(size=32)
+    fine = flow.trajectory(flow.prior(generator=torch.Generator().manual_seed(0)), 3)
+    x = coarsen(fine, 4)[None]  # (1, 3, 2, 8, 8): a coarse trajectory of the true dynamics
+    simulated = scenarios.rollout(x)
+    assert simulated.shape == x.shape and torch.isfinite(simulated).all()
+    assert torch.allclose(simulated[:, 0], coarsen(upsample(x[:, 0], 4), 4), atol=1e-6)  # upsampled, coarsened back
+    expected = coarsen(flow.trajectory(upsample(x[:, 0], 4), 3), 4)  # the dynamics from the upsampled start
+    assert torch.allclose(simulated, expected, atol=1e-5)
+    assert (simulated - x).abs().mean() < x.abs().mean()  # near the true trajectory it came from
+    with pytest.raises(ValueError, match="simulation grid 32 is not a multiple of the 12x12"):
+        scenarios.rollout(torch.zeros(3, 2, 12, 12))
