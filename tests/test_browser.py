@@ -1,6 +1,7 @@
 r"""The built HTML book in a real browser: headless Chromium driven by Selenium.
 
-Every page renders (a title and a heading), no image is missing (``naturalWidth > 0``), no widget is
+Every page renders (a title and a heading), no image is missing (``naturalWidth > 0``), every equation
+is typeset by the book's own MathJax (no network needed), no widget is
 left as an empty "requires a kernel" box, and no internal link is broken. Screenshots of a chapter
 and of a panel's static figure go to ``book/_build/screenshots/``.
 
@@ -123,6 +124,15 @@ def test_page_renders_with_all_images(driver, page):
         "return [...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
     )
     assert not broken, f"{page}: images that did not load: {broken}"
+    # Equations are typeset by the book's own MathJax (no network): none is left as raw TeX.
+    driver.set_script_timeout(120)
+    raw = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (!document.querySelector('.math')) return done(0);"
+        "if (!window.MathJax || !MathJax.Hub) return done('MathJax did not load');"
+        "MathJax.Hub.Queue(() => done([...document.querySelectorAll('.math')].filter(e => /\\\\[(\\[]/.test(e.innerText)).length));"
+    )
+    assert raw == 0, f"{page}: equations not typeset: {raw}"
     # A widget view renders from the widget state saved in the page (e.g. a finished progress bar),
     # or not at all: one without a state would be an empty box.
     stateless = driver.execute_script(
