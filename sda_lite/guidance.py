@@ -318,7 +318,7 @@ class MMPSGuidance(Guidance):
             eps, x_hat = self._denoise(x, t, mu, sigma)
             y_hat = self.A(x_hat)
 
-        n, m = y_hat.shape[: y_hat.dim() - len(self.obs)], self.obs
+        m = self.obs
         flat = lambda v: v.reshape(-1, m.numel())  # noqa: E731, (N, m): one system per trajectory
         var_y = flat((self.std**2).expand(self.y.shape).expand(y_hat.shape))
         if getattr(self.A, "linear", False):
