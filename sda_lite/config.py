@@ -7,11 +7,14 @@ environment variable ``SDA_SCALE``:
 * ``cpu``  -- the teaching scale, minutes per chapter on a laptop CPU (the default);
 * ``full`` -- the paper's settings (GPU-hours); only ever chosen explicitly.
 
-Whatever the scale, work runs on CUDA when it is available (:func:`device`).
+Whatever the scale, work runs on CUDA when it is available (:func:`device`). The sampling settings
+of the paper's experiments (:math:`\gamma`, :math:`\zeta`, steps, corrections, :math:`\tau`) are read
+once from ``sda_lite/configs/sampling.json`` by :func:`sampling`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +22,7 @@ from typing import TypeVar
 import torch
 
 SCALES = ("ci", "cpu", "full")
+SAMPLING = Path(__file__).resolve().parent / "configs" / "sampling.json"
 T = TypeVar("T")
 
 
@@ -63,3 +67,25 @@ def data_dir() -> Path:
         path = repo if (repo / "README.md").exists() else Path.home() / ".cache" / "sda_lite"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sampling(experiment: str, scenario: str | None = None) -> dict:
+    r"""The paper's sampling settings of an experiment: ``gamma`` (SDA), ``zeta`` (DPS), ``steps``,
+    ``corrections`` and ``tau`` (:meth:`~sda_lite.diffusion.VPSDE.sample`), and ``source``, where in
+    the paper's code (francois-rozet/sda) they are read. A ``scenario`` applies its own overrides
+    (for Kolmogorov: 512 steps for ``saturation``, :math:`\gamma = 0.1` for ``loop``).
+
+    Example:
+        >>> sampling("kolmogorov", "loop")["gamma"]
+        0.1
+    """
+
+    with open(SAMPLING) as f:
+        settings = json.load(f)
+    if experiment not in settings:
+        raise ValueError(f"unknown experiment {experiment!r}: expected one of {sorted(settings)}")
+    out = dict(settings[experiment])
+    overrides = out.pop("scenarios", {})
+    if scenario is not None:
+        out.update(overrides.get(scenario, {}))
+    return out

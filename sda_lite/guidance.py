@@ -207,13 +207,14 @@ class SDAGuidance(Guidance):
         gamma: :math:`\gamma \geq 0`.
         precision: ``"float32"`` or ``"bfloat16"`` (network evaluations only).
         limit: Whether to shorten a guidance step that would move :math:`A(\hat{x})` by more than
-            4 residuals :math:`y - A(\hat{x})` (:meth:`Guidance._limit`): without it, a
-            :math:`\gamma` much smaller than the true variance of :math:`A(x)` given :math:`x(t)`
-            makes the sampler diverge. Other steps are unchanged.
+            4 residuals :math:`y - A(\hat{x})` (:meth:`Guidance._limit`). Off by default, as in the
+            paper. A departure from the paper, for robustness: without it, a :math:`\gamma` much
+            smaller than the true variance of :math:`A(x)` given :math:`x(t)` makes the sampler
+            diverge. Other steps are unchanged.
     """
 
     def __init__(
-        self, y: Tensor, A: Callable, std: float | Tensor, sde: VPSDE, gamma: float = 1e-2, precision: str = "float32", limit: bool = True
+        self, y: Tensor, A: Callable, std: float | Tensor, sde: VPSDE, gamma: float = 1e-2, precision: str = "float32", limit: bool = False
     ):
         super().__init__(y, A, sde, precision)
         self.register_buffer("std", _positive("std", std).to(self.y.device))
@@ -226,13 +227,16 @@ class SDAGuidance(Guidance):
 
 
 class DPSGuidance(Guidance):
-    r"""Diffusion posterior sampling (Chung et al., 2022): the likelihood score is replaced by a step
-    :math:`\zeta` down the gradient of the residual norm (not squared),
+    r"""Diffusion posterior sampling (Chung et al., 2022) as the paper's code implements it: the
+    likelihood :math:`\mathcal{N}(y \mid A(\hat{x}), \Sigma_y)` with the denoiser's uncertainty
+    dropped, whose score is replaced by a step of size :math:`\zeta` normalised by the residual norm,
 
-    .. math:: \nabla_{x(t)} \log p(y \mid x(t)) \approx -\zeta \nabla_{x(t)} \| y - A(\hat{x}) \|,
+    .. math:: \nabla_{x(t)} \log p(y \mid x(t)) \approx -\zeta \frac{\nabla_{x(t)} \| r \|^2}{\| r \|}
+        = -2 \zeta \nabla_{x(t)} \| r \|, \qquad r = y - A(\hat{x}),
 
-    one norm per sample. (Rozet's ``sda`` code uses :math:`\zeta \nabla \|r\|^2 / \|r\| = 2 \zeta \nabla \|r\|`
-    with one norm over the whole batch.) :math:`\Sigma_y` is ignored.
+    one norm per sample. With ``zeta=1`` on a single sample this is the step of
+    ``DPSGaussianScore(zeta=1)`` in Rozet's ``sda`` (which takes one norm over the whole batch it is
+    given). :math:`\Sigma_y` is ignored.
     """
 
     def __init__(self, y: Tensor, A: Callable, sde: VPSDE, zeta: float = 1.0, precision: str = "float32"):
@@ -241,7 +245,7 @@ class DPSGuidance(Guidance):
 
     def log_likelihood(self, x_hat: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
         err = (self.y - self.A(x_hat)).square()
-        return -self.zeta * err.sum(dim=self.dims).clamp_min(1e-30).sqrt().sum()
+        return -2 * self.zeta * err.sum(dim=self.dims).clamp_min(1e-30).sqrt().sum()
 
 
 def solve(K: Callable[[Tensor], Tensor], b: Tensor, var: Tensor, iterations: int) -> Tensor:
@@ -347,7 +351,7 @@ def assimilate(
     std: float | Tensor,
     method: str = "sda",
     gamma: float = 1e-2,
-    limit: bool = True,
+    limit: bool = False,
     zeta: float = 1.0,
     iterations: int = 3,
     steps: int = 64,
@@ -364,7 +368,8 @@ def assimilate(
         y: The observations ``(*y_batch, *obs)``, with ``A(x): (*batch, *obs)``.
         A: The observation operator (see :mod:`sda_lite.observe`).
         std: The observation noise standard deviation (DPS ignores it).
-        method: ``"sda"`` (uses ``gamma`` and ``limit``), ``"dps"`` (uses ``zeta``) or ``"mmps"`` (uses ``iterations``).
+        method: ``"sda"`` (uses ``gamma`` and ``limit``, the step limiter, off by default as in the
+            paper), ``"dps"`` (uses ``zeta``) or ``"mmps"`` (uses ``iterations``).
         steps, corrections, tau: The predictor-corrector settings of :meth:`VPSDE.sample`.
         samples: The number of posterior samples per observation.
         precision: ``"float32"``, or ``"bfloat16"`` to run the network under autocast.

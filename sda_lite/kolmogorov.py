@@ -1,5 +1,5 @@
-r"""Kolmogorov flow: a forced 2-D turbulent fluid simulated by jax-cfd, its datasets, torch helpers
-(vorticity, coarsening, energy spectrum) and its diffusion prior over windows of states.
+r"""Kolmogorov flow: a forced 2-D turbulent fluid simulated by jax-cfd, its datasets, plots and its
+diffusion prior over windows of states.
 
 The velocity :math:`u = (u_x, u_y)` of an incompressible fluid of density 1 on the periodic domain
 :math:`[0, 2\pi]^2` follows the Navier-Stokes equations with Kolmogorov forcing
@@ -22,8 +22,9 @@ where they are exactly divergence-free in the discrete sense
 :math:`\frac{1}{2 r}` of a coarse cell's centre; :func:`vorticity` treats its input as
 cell-centred. Trajectories are ``(*batch, L, 2, H, W)``: batch first, time second.
 
-JAX is imported only when a :class:`KolmogorovFlow` is built; :func:`vorticity`, :func:`coarsen`,
-:func:`upsample` and :func:`energy_spectrum` are pure torch. The prior (:func:`kolmogorov_prior`) is a
+JAX is imported only when a :class:`KolmogorovFlow` is built. The field operations :func:`vorticity`,
+:func:`coarsen`, :func:`upsample` and :func:`energy_spectrum` live in :mod:`sda_lite.fields` (pure
+torch) and are re-exported here. The prior (:func:`kolmogorov_prior`) is a
 :class:`~sda_lite.score.FieldScoreNet` of order ``k = 2`` trained on :func:`kolmogorov_windows`; the
 observation scenarios of the paper are in :mod:`sda_lite.scenarios`.
 """
@@ -38,7 +39,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -47,6 +47,7 @@ from sda_lite.config import data_dir, pick, scale as get_scale
 from sda_lite.data import TrajectoryWindows, load
 from sda_lite.diffusion import VPSDE
 from sda_lite.dynamics import MarkovChain
+from sda_lite.fields import coarsen, energy_spectrum, upsample, vorticity  # noqa: F401 (re-exported)
 
 FORMAT = 1
 Shape = tuple[int, ...] | torch.Size
@@ -274,111 +275,6 @@ class KolmogorovFlow(MarkovChain):
         raise NotImplementedError(
             "KolmogorovFlow has deterministic transitions (a Dirac density): log_prob is undefined"
         )
-
-
-# Torch helpers (no JAX)
-
-
-def vorticity(x: Tensor) -> Tensor:
-    r"""The vorticity :math:`\omega = \partial_x u_y - \partial_y u_x` of a periodic velocity field.
-
-    Spectral derivatives on :math:`[0, 2 \pi]^2`, :math:`\widehat{\partial_x f}(k) = i k_x \hat{f}(k)`
-    with integer wavenumbers (the Nyquist mode's derivative set to zero), exact for trigonometric
-    polynomials below the Nyquist frequency. Axis ``-2`` is :math:`x`, axis ``-1`` is :math:`y`,
-    and both components are treated as sampled at the same (cell-centred) points, so a staggered
-    field's vorticity is off by at most half a cell. Values are in physical units (1 / time).
-
-    Arguments:
-        x: The velocity :math:`(u_x, u_y)`, ``(*batch, 2, H, W)``.
-
-    Returns:
-        The vorticity, ``(*batch, H, W)``.
-    """
-
-    if not isinstance(x, Tensor) or x.ndim < 3 or x.shape[-3] != 2:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x has shape {shape}: expected a velocity field shaped (*batch, 2, H, W)")
-    H, W = x.shape[-2:]
-    kx = torch.fft.fftfreq(H, d=1 / H, device=x.device)
-    ky = torch.fft.rfftfreq(W, d=1 / W, device=x.device)
-    if H % 2 == 0:
-        kx[H // 2] = 0
-    if W % 2 == 0:
-        ky[-1] = 0
-    u = torch.fft.rfft2(x)
-    w = 1j * (kx[:, None] * u[..., 1, :, :] - ky * u[..., 0, :, :])
-    return torch.fft.irfft2(w, s=(H, W)).to(x.dtype)
-
-
-def coarsen(x: Tensor, r: int) -> Tensor:
-    r"""Averages blocks of ``r x r`` cells over the last two axes: ``(*, H, W) -> (*, H / r, W / r)``.
-
-    .. math:: \bar{x}[I, J] = \frac{1}{r^2} \sum_{a, b < r} x[r I + a, r J + b]
-
-    The mean over the grid is preserved.
-    """
-
-    r = _positive_int("r", r)
-    if not isinstance(x, Tensor) or x.ndim < 2:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x has shape {shape}: expected a tensor shaped (*, H, W)")
-    H, W = x.shape[-2:]
-    if H % r or W % r:
-        raise ValueError(f"grid {H}x{W} is not divisible by r={r}: expected H and W divisible by {r}")
-    return x.unflatten(-1, (W // r, r)).unflatten(-3, (H // r, r)).mean(dim=(-3, -1))
-
-
-def upsample(x: Tensor, r: int) -> Tensor:
-    r"""Interpolates a periodic field onto a grid ``r`` times finer: ``(*, H, W) -> (*, r H, r W)``.
-
-    Bilinear interpolation with circular wrap-around: coarse values are read as samples at the
-    centres of ``r x r`` blocks (consistent with :func:`coarsen`), the grid is padded by one cell
-    on each side with periodic copies, interpolated, then cropped. The mean over the grid is preserved.
-    """
-
-    r = _positive_int("r", r)
-    if not isinstance(x, Tensor) or x.ndim < 2:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x has shape {shape}: expected a tensor shaped (*, H, W)")
-    *batch, H, W = x.shape
-    y = F.pad(x.reshape(-1, 1, H, W), (1, 1, 1, 1), mode="circular")
-    y = F.interpolate(y, scale_factor=r, mode="bilinear", align_corners=False)
-    return y[..., r:-r, r:-r].reshape(*batch, r * H, r * W)
-
-
-
-def energy_spectrum(x: Tensor) -> tuple[Tensor, Tensor]:
-    r"""The isotropic kinetic energy spectrum :math:`E(\kappa)` of periodic velocity fields.
-
-    .. math:: E(\kappa) = \sum_{\kappa - \frac{1}{2} \le |k| < \kappa + \frac{1}{2}} \frac{1}{2} |\hat{u}(k)|^2,
-        \qquad \hat{u}(k) = \frac{1}{H W} \sum_{i, j} u[i, j] \, e^{-i k \cdot x_{ij}},
-
-    summed over both components and averaged over the batch, so that
-    :math:`\sum_\kappa E(\kappa)` is the mean kinetic energy :math:`\frac{1}{2} \overline{|u|^2}`
-    (Parseval) but for the modes in the corners :math:`|k| > \min(H, W) / 2` of the grid, which
-    are dropped: the shells are the resolved wavenumbers :math:`\kappa = 0, 1, \dots, \min(H, W) / 2`.
-
-    Arguments:
-        x: The velocity :math:`(u_x, u_y)`, ``(*batch, 2, H, W)``.
-
-    Returns:
-        The wavenumbers :math:`\kappa` ``(K,)`` and the spectrum :math:`E(\kappa)` ``(K,)``.
-    """
-
-    if not isinstance(x, Tensor) or x.ndim < 3 or x.shape[-3] != 2:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x has shape {shape}: expected a velocity field shaped (*batch, 2, H, W)")
-    H, W = x.shape[-2:]
-    u = torch.fft.fft2(x.to(torch.float64)) / (H * W)
-    e = 0.5 * u.abs().square().sum(-3).reshape(-1, H, W).mean(0)
-    kx = torch.fft.fftfreq(H, d=1 / H, dtype=torch.float64)
-    ky = torch.fft.fftfreq(W, d=1 / W, dtype=torch.float64)
-    shell = torch.sqrt(kx[:, None] ** 2 + ky**2).round().long()
-    K = min(H, W) // 2 + 1
-    keep = shell < K
-    E = torch.zeros(K, dtype=torch.float64).index_add_(0, shell[keep], e[keep])
-    return torch.arange(K), E.to(x.dtype)
-
 
 
 def plot_vorticity(

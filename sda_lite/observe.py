@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sda_lite.kolmogorov import coarsen as pool
+from sda_lite.fields import coarsen as pool
 
 
 class Operator:
@@ -142,7 +142,7 @@ def mask(m: Tensor) -> Operator:
 
 def coarsen(factor: int) -> Operator:
     r"""Average pooling by ``factor`` over the last two axes: ``(*batch, H, W) -> (*batch, H / r, W / r)``
-    (:func:`sda_lite.kolmogorov.coarsen`, as an operator).
+    (:func:`sda_lite.fields.coarsen`, as an operator).
 
     Both ``H`` and ``W`` must be divisible by ``factor``.
     """

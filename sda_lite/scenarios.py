@@ -6,22 +6,28 @@ the loop). Trajectories are velocity fields ``x: (*batch, L, 2, H, W)`` as store
 :mod:`sda_lite.kolmogorov`, whose values are already standardised (unit standard deviation): ``A``
 acts on them directly, the same for the prior's samples and the truth.
 
-Vorticity enters three scenarios in the units of the paper's code, **per grid cell**:
-:math:`\omega_h = h \, \omega` with :math:`h = 2 \pi / H` the cell size of the stored grid
-(standard deviation about 0.8 at ``32 x 32``, 0.5 at ``64 x 64``), so that the thresholds (0.6 on
-the annulus) and the saturation :math:`w / (1 + |w|)` mean what they mean in the paper. Sizes are
-those of the paper at ``64 x 64`` (full scale), scaled to ``H``: coarsening factors keep the same
-observed grids (8 x 8, 16 x 16), crops the same fraction of the field.
+Sizes and units are those of the paper's code (francois-rozet/sda,
+``experiments/kolmogorov/figures.ipynb``) on its ``64 x 64`` grid, scaled to ``H``: coarsening
+factors keep the same observed grids (8 x 8, 16 x 16), crops and pixel strides the same fraction
+of the field. Velocities are the datasets' raw units, as in the paper. Vorticity is the paper's
+**per grid cell**: central differences (:func:`~sda_lite.fields.vorticity` with
+``scheme="central"``, the paper's ``torch.gradient`` scheme) times the cell size :math:`2\pi / n` of
+the paper's ``n x n`` grid (:func:`cell_vorticity`): ``n = 16`` for saturation, computed on the
+coarsened velocity exactly as the paper does at every scale, and ``n = 64`` for the event. The
+library keeps the **physical sign**, :math:`\omega = \partial_x u_y - \partial_y u_x`; the paper's code
+returns :math:`-\omega`. Hence the event asks for :math:`h\omega = -0.6` on the ring (the paper's
++0.6 of :math:`-h\omega`), and the saturation observes :math:`-1` times the paper's values
+(:math:`w / (1 + |w|)` is odd, so the information is the same).
 
 ===============  ==================================================================  ===========
 name             observation (paper, 64 x 64)                                         sigma_y
 ===============  ==================================================================  ===========
 assimilation     every 4th state, velocity coarsened by 8 (to 8 x 8)                  0.1
 extrapolation    every 3rd state, velocity coarsened by 4 (16 x 16), central 8 x 8     0.01
-saturation       every 3rd state, w / (1 + abs(w)) of the vorticity coarsened to        0.05
-                 16 x 16, central 12 x 12
-sparse           every state, velocity at every ``stride``-th pixel                    0.1
-event            vorticity of the last state equals 0.6 on the annulus                 0.2
+saturation       every 3rd state, w / (1 + abs(w)) of the vorticity per cell of the    0.05
+                 velocity coarsened to 16 x 16, central 12 x 12
+sparse           every state, velocity at every ``stride``-th pixel (2, 4, 8 or 16)    0.1
+event            vorticity per cell of the last state equals -0.6 on the annulus       0.2
                  0.4 < r^2 < 0.6 (r in [-1, 1])
 loop             x_1 - x_L = 0                                                        0.01
 ===============  ==================================================================  ===========
@@ -40,11 +46,14 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from sda_lite.kolmogorov import KolmogorovFlow, coarsen as pool, kolmogorov_sizes, upsample, vorticity
+from sda_lite.fields import coarsen as pool, upsample, vorticity
+from sda_lite.kolmogorov import KolmogorovFlow, kolmogorov_sizes
 from sda_lite.observe import Operator, coarsen, compose, every, mask, observe
 
 SCENARIOS = ("assimilation", "extrapolation", "saturation", "sparse", "event", "loop")
 PAPER_GRID = 64  # the stored grid of the paper, on which the scenarios' sizes are given
+PAPER_STRIDES = (2, 4, 8, 16)  # the sparse scenario's pixel strides in the paper's figure (64 x 64)
+EVENT = -0.6  # the event's vorticity per cell of the 64 x 64 grid, physical sign (the paper: +0.6 of -h w)
 
 
 @dataclass
@@ -75,11 +84,16 @@ class Scenario:
         return float(r.std() / self.std)
 
 
-def grid_vorticity(x: Tensor) -> Tensor:
-    r"""The vorticity per grid cell, :math:`h \, \omega` with :math:`h = 2 \pi / H` (the paper's
-    units): ``(*batch, 2, H, W) -> (*batch, H, W)``. Linear."""
+def cell_vorticity(x: Tensor, cells: int) -> Tensor:
+    r"""The vorticity per cell of a ``cells x cells`` grid, the paper's unit:
+    :math:`h \omega` with :math:`h = 2 \pi / \mathrm{cells}`, :math:`\omega` by central differences:
+    ``(*batch, 2, H, W) -> (*batch, H, W)``. Linear.
 
-    return vorticity(x) * (2 * math.pi / x.shape[-1])
+    With ``cells = H`` it is the paper code's ``KolmogorovFlow.vorticity`` (``torch.gradient`` with
+    unit spacing on a circularly padded grid) with the physical sign, i.e. :math:`-1` times it.
+    """
+
+    return vorticity(x, "central") * (2 * math.pi / cells)
 
 
 def crop(size: int, grid: int) -> Operator:
@@ -132,17 +146,15 @@ def operator(name: str, grid: int, length: int, **overrides) -> tuple[Operator, 
 
     if name in ("assimilation", "extrapolation", "saturation"):
         paper = {"assimilation": 8, "extrapolation": 4, "saturation": 4}[name]
-        s["factor"] = overrides.pop("factor", None) or max(1, paper * grid // PAPER_GRID)  # the paper's, scaled
+        s["factor"] = overrides.pop("factor", max(1, paper * grid // PAPER_GRID))  # the paper's, scaled
         if not isinstance(s["factor"], int) or s["factor"] < 1 or grid % s["factor"]:
             raise ValueError(f"{name}: the {grid}x{grid} grid is not divisible by the coarsening factor {s['factor']!r}")
         coarse = grid // s["factor"]
-        parts = [every(n, dim=-4)]
-        if name == "saturation":
-            parts += [Operator(grid_vorticity, "vorticity", linear=True), coarsen(s["factor"])]
-        else:
-            parts += [coarsen(s["factor"])]
+        parts = [every(n, dim=-4), coarsen(s["factor"])]
+        if name == "saturation":  # the vorticity of the coarsened velocity, per coarse cell
+            parts.append(Operator(lambda v: cell_vorticity(v, coarse), f"vorticity(per cell of {coarse}x{coarse})", linear=True))
         if name != "assimilation":
-            s["crop"] = overrides.pop("crop", None) or max(1, coarse * {"extrapolation": 8, "saturation": 12}[name] // 16)
+            s["crop"] = overrides.pop("crop", max(1, coarse * {"extrapolation": 8, "saturation": 12}[name] // 16))
             parts.append(crop(s["crop"], coarse))
         if name == "saturation":
             parts.append(Operator(lambda w: w / (1 + w.abs()), "saturate"))
@@ -153,11 +165,13 @@ def operator(name: str, grid: int, length: int, **overrides) -> tuple[Operator, 
             raise ValueError(f"sparse: stride={s['stride']!r}, expected an integer in [1, {grid}]")
         m = torch.zeros(grid, grid, dtype=torch.bool)
         m[:: s["stride"], :: s["stride"]] = True
+        s["paper_stride"] = s["stride"] * PAPER_GRID / grid  # the same spacing on the paper's 64 x 64 grid
         A = compose(every(n, dim=-4), mask(m))
     elif name == "event":
         s["pixels"] = int(annulus(grid).sum())
         last = Operator(lambda x: x.select(-4, -1), "last", linear=True)
-        A = compose(last, Operator(grid_vorticity, "vorticity", linear=True), mask(annulus(grid)))
+        per_cell = Operator(lambda v: cell_vorticity(v, PAPER_GRID), f"vorticity(per cell of {PAPER_GRID}x{PAPER_GRID})", linear=True)
+        A = compose(last, per_cell, mask(annulus(grid)))
     else:  # loop
         if length < 2:
             raise ValueError(f"loop: a trajectory of length {length} has no distinct first and last states")
@@ -172,7 +186,7 @@ def scenario(name: str, x_true: Tensor, scale_name: str | None = None, seed: int
     r"""Scenario ``name`` (one of :data:`SCENARIOS`) for the true trajectory ``x_true: (L, 2, H, W)``.
 
     The observations are :math:`y = A(x^*) + \sigma_y z` with :math:`z` drawn from ``seed``, except
-    for ``event`` (:math:`y = 0.6` on the annulus) and ``loop`` (:math:`y = 0`); pass ``y`` to use
+    for ``event`` (:math:`y =` :data:`EVENT` :math:`= -0.6` on the annulus) and ``loop`` (:math:`y = 0`); pass ``y`` to use
     your own (checked against the shape of :math:`A(x^*)`). ``scale_name`` is accepted for symmetry
     with the rest of the library: the sizes follow the grid of ``x_true``. See :func:`operator` for
     the overrides.
@@ -187,7 +201,7 @@ def scenario(name: str, x_true: Tensor, scale_name: str | None = None, seed: int
         if y.shape != clean.shape:
             raise ValueError(f"{name}: y has shape {tuple(y.shape)}, expected the shape of A(x_true), {tuple(clean.shape)}")
     elif name == "event":
-        y = torch.full_like(clean, 0.6)
+        y = torch.full_like(clean, EVENT)
     elif name == "loop":
         y = torch.zeros_like(clean)
     else:

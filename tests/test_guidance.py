@@ -261,7 +261,7 @@ def test_no_nan_or_inf_over_the_settings(problem, method, gamma, std):
     y = observe(chain.trajectory(chain.prior(), L).float(), A, std)
     torch.manual_seed(5)
     for steps, corrections in [(16, 0), (16, 4), (256, 0), (256, 4)]:
-        x = assimilate(prior, y, A, std, method=method, gamma=gamma or 0.0, steps=steps, corrections=corrections, tau=0.5, samples=4, progress=False)
+        x = assimilate(prior, y, A, std, method=method, gamma=gamma or 0.0, limit=True, steps=steps, corrections=corrections, tau=0.5, samples=4, progress=False)
         assert torch.isfinite(x).all(), (method, gamma, std, steps, corrections)
         assert x.abs().max() < 100, (method, gamma, std, steps, corrections)  # bounded, not merely finite
 
@@ -273,15 +273,61 @@ def test_step_limiter(problem):
     torch.manual_seed(0)
     a = sample(SDAGuidance(y, A, STD, prior, gamma=0.1, limit=False))
     torch.manual_seed(0)
-    b = sample(SDAGuidance(y, A, STD, prior, gamma=0.1))
+    b = sample(SDAGuidance(y, A, STD, prior, gamma=0.1, limit=True))
     assert torch.equal(a, b)
     # gamma far below the variance of A(x) given x(t), sigma_y small: without it the samples overflow.
     y_ = y + 0.0  # same observations, read with sigma_y = 0.01
     torch.manual_seed(0)
     bad = sample(SDAGuidance(y_, A, 0.01, prior, gamma=1e-3, limit=False))
     torch.manual_seed(0)
-    good = sample(SDAGuidance(y_, A, 0.01, prior, gamma=1e-3))
+    good = sample(SDAGuidance(y_, A, 0.01, prior, gamma=1e-3, limit=True))
     assert not bool((bad.abs() < 100).all())
     assert good.abs().max() < 10
     free = prior.sample((64,), steps=32)
     assert (A(good) - y_).abs().mean() < 0.5 * (A(free) - y_).abs().mean()  # still guided towards y
+
+
+def test_the_paper_method_is_the_default(problem):
+    r"""No step limiter unless asked for: the default SDA step is the paper's ``GaussianScore`` step,
+    re-derived here by hand (gamma = 1e-2, its default too)."""
+
+    _, prior, A, y, _, _ = problem
+    x, t = torch.randn(8, L, D), torch.tensor(0.7)
+    assert SDAGuidance(y, A, STD, prior).limit is False
+    with torch.enable_grad():
+        xr = x.clone().requires_grad_()
+        eps = prior.eps(xr, t)
+        mu, sigma = prior.mu(t), prior.sigma(t)
+        x_hat = (xr - sigma * eps) / mu
+        log_p = -((y - A(x_hat)) ** 2 / (STD**2 + 1e-2 * (sigma / mu) ** 2)).sum() / 2
+        (s,) = torch.autograd.grad(log_p, xr)
+    assert torch.allclose(SDAGuidance(y, A, STD, prior)(x, t), eps.detach() - sigma * s, atol=1e-5)
+    # assimilate passes no limiter either: same samples as the default guidance in the sampler
+    torch.manual_seed(3)
+    a = assimilate(prior, y, A, STD, steps=8, corrections=1, samples=4, progress=False)
+    torch.manual_seed(3)
+    b = VPSDE(SDAGuidance(y, A, STD, prior), prior.shape).sample((4,), steps=8, corrections=1)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("zeta", [1.0, 0.3])
+def test_dps_step_is_the_paper_codes(problem, zeta):
+    r"""``DPSGuidance(zeta)`` on one sample is ``DPSGaussianScore(zeta)`` of the paper's code:
+    :math:`\epsilon - \sigma s` with :math:`s = -\zeta \nabla \|r\|^2 / \|r\|`; on a batch, each sample
+    takes that step with its own residual."""
+
+    _, prior, A, y, _, _ = problem
+    t = torch.tensor(0.4)
+    x = torch.randn(3, L, D)
+    mu, sigma = prior.mu(t), prior.sigma(t)
+    expected = []
+    for xi in x:
+        with torch.enable_grad():
+            xr = xi[None].clone().requires_grad_()
+            eps = prior.eps(xr, t)
+            err = (y - A((xr - sigma * eps) / mu)).square().sum()
+            (g,) = torch.autograd.grad(err, xr)
+        expected.append(eps.detach() - sigma * (-g * zeta / err.detach().sqrt()))
+    guided = DPSGuidance(y, A, prior, zeta=zeta)
+    assert torch.allclose(guided(x[:1], t), expected[0], atol=1e-5)
+    assert torch.allclose(guided(x, t), torch.cat(expected), atol=1e-5)
