@@ -48,7 +48,7 @@ from torch import Tensor
 
 from sda_lite import plots
 from sda_lite.baselines import kalman_smoother, particle_filter
-from sda_lite.config import data_dir, scale
+from sda_lite.config import data_dir, sampling, scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.dynamics import LinearGaussian, NoisyLorenz63
 from sda_lite.guidance import assimilate
@@ -61,6 +61,8 @@ METHODS = ("sda", "dps", "mmps")
 LORENZ_SCENARIOS = {"lo": {"every": 8, "sigma_y": 0.05, "observed": (0,)}, "hi": {"every": 1, "sigma_y": 0.25, "observed": (0,)}}
 MAX_STEPS, MAX_SAMPLES, MAX_CORRECTIONS = 256, 256, 8
 L_LORENZ = 65  # states per Lorenz trajectory, as in the paper
+LORENZ_SAMPLING = sampling("lorenz")  # the paper's gamma and tau (configs/sampling.json)
+LIMITER = "step limiter (not in the paper)"  # the label of the limiter's control, a departure from the paper
 
 
 # --------------------------------------------------------------------------------------------------
@@ -228,6 +230,12 @@ def _dropdown(options, value, description: str):
     return widgets.Dropdown(options=options, value=value, description=description, style={"description_width": "initial"})
 
 
+def _checkbox(value: bool, description: str):
+    import ipywidgets as widgets
+
+    return widgets.Checkbox(value=value, description=description, style={"description_width": "initial"})
+
+
 def _check(name: str, value, low, high) -> None:
     if not low <= value <= high:
         raise ValueError(f"{name}={value!r}: expected a value in [{low}, {high}]")
@@ -278,13 +286,13 @@ def _lorenz_reference(index: int, n: int, observed: tuple[int, ...], sigma_y: fl
 
 
 @lru_cache(maxsize=16)
-def _lorenz_posterior(index, n, observed, sigma_y, seed, k, method, gamma, steps, corrections, samples, prior_scale) -> Tensor:
+def _lorenz_posterior(index, n, observed, sigma_y, seed, k, method, gamma, limit, steps, corrections, samples, prior_scale) -> Tensor:
     y = _lorenz_observations(index, n, observed, sigma_y, seed)
     A, _ = _operator(n, observed)
     prior = prior_for_length(lorenz_window_prior(k, prior_scale), L_LORENZ)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        x = assimilate(prior, y.float(), A, sigma_y, method=method, gamma=gamma, steps=steps, corrections=corrections, tau=0.25, samples=samples)
+        x = assimilate(prior, y.float(), A, sigma_y, method=method, gamma=gamma, limit=limit, steps=steps, corrections=corrections, tau=LORENZ_SAMPLING["tau"], samples=samples)
     return CHAIN.postprocess(x.double())
 
 
@@ -295,7 +303,8 @@ def plot_lorenz_posterior(
     observed: tuple[int, ...] | None = None,
     k: int = 2,
     method: str = "sda",
-    gamma: float = 3e-2,
+    gamma: float = LORENZ_SAMPLING["gamma"],
+    limit: bool = True,
     steps: int = 32,
     corrections: int = 1,
     samples: int = 32,
@@ -310,7 +319,9 @@ def plot_lorenz_posterior(
     the standardised variables ``observed`` every ``every`` states. The scenario (``"lo"``: first
     variable every 8th state, :math:`\sigma_y = 0.05`; ``"hi"``: every state, 0.25) sets what is not
     given. The prior is the local prior of order ``k`` (:func:`lorenz_window_prior`), the sampler
-    ``steps`` predictor steps and ``corrections`` Langevin corrections (:math:`\tau = 0.25`). Read-outs:
+    ``steps`` predictor steps and ``corrections`` Langevin corrections (:math:`\tau = 0.25`, the
+    paper's). ``limit`` turns on SDA's step limiter (:meth:`~sda_lite.guidance.Guidance._limit`), on by
+    default here so that no slider setting diverges, unlike the paper's sampler. Read-outs:
     :math:`W_1` to the filter (raw units), :math:`\log p(x_{2:L} \mid x_1)` and :math:`\log p(y \mid x)`.
     """
 
@@ -332,7 +343,7 @@ def plot_lorenz_posterior(
 
     y = _lorenz_observations(index, n, observed, sigma_y, seed)
     ref = _lorenz_reference(index, n, observed, sigma_y, seed, particles, MAX_SAMPLES)
-    x = _lorenz_posterior(index, n, observed, sigma_y, seed, k, method, gamma, steps, corrections, samples, prior_scale)
+    x = _lorenz_posterior(index, n, observed, sigma_y, seed, k, method, gamma, limit, steps, corrections, samples, prior_scale)
     truth = lorenz_truth(index)
     A_traj = lambda z: CHAIN.preprocess(z)[..., ::n, list(observed)]  # noqa: E731
     scores = {
@@ -358,7 +369,8 @@ def plot_lorenz_posterior(
     axes[0].legend(loc="upper right", fontsize=7, ncol=4)
     lines = [f"{name}: log p(x) {lpx:.0f}, log p(y|x) {lpy:.1f}" for name, (lpx, lpy) in scores.items()]
     axes[0].set_title(
-        f"{method.upper()} (k = {k}, {steps} steps, C = {corrections}" + (f", γ = {gamma:.2g}" if method == "sda" else "")
+        f"{method.upper()} (k = {k}, {steps} steps, C = {corrections}"
+        + (f", γ = {gamma:.2g}" + (", step limiter" if limit else "") if method == "sda" else "")
         + f") vs particle filter: $W_1$ = {distance:.2f}\n" + "; ".join(lines),
         fontsize=9,
     )
@@ -372,7 +384,7 @@ def lorenz_panel(**defaults: Any) -> Panel:
 
     import ipywidgets as widgets
 
-    params = {"scenario": "lo", "k": 2, "method": "sda", "gamma": 3e-2, "steps": 32, "corrections": 1, "samples": 32} | defaults
+    params = {"scenario": "lo", "k": 2, "method": "sda", "gamma": LORENZ_SAMPLING["gamma"], "limit": True, "steps": 32, "corrections": 1, "samples": 32} | defaults
     preset = LORENZ_SCENARIOS[params["scenario"]]
     params = {"sigma_y": preset["sigma_y"], "every": preset["every"], "observed": preset["observed"]} | params
     orders = sorted(set(available_orders(params.get("prior_scale", "cpu"))) | {params["k"]})
@@ -384,6 +396,7 @@ def lorenz_panel(**defaults: Any) -> Panel:
         "k": _dropdown(orders, params["k"], "k"),
         "method": _dropdown(list(METHODS), params["method"], "method"),
         "gamma": _slider("log", params["gamma"], 1e-3, 1.0, 0.1, "γ"),
+        "limit": _checkbox(params["limit"], LIMITER),
         "steps": _slider("int", params["steps"], 8, MAX_STEPS, 8, "steps"),
         "corrections": _slider("int", params["corrections"], 0, 4, 1, "corrections C"),
         "samples": _slider("int", params["samples"], 8, MAX_SAMPLES, 8, "samples"),
@@ -456,7 +469,7 @@ def diffusion_panel(**defaults: Any) -> Panel:
 
 
 @lru_cache(maxsize=16)
-def _gaussian_posterior(method, gamma, zeta, sigma_y, n, L, samples, steps, corrections, seed):
+def _gaussian_posterior(method, gamma, limit, zeta, sigma_y, n, L, samples, steps, corrections, seed):
     chain = LinearGaussian.rotation()
     m, C = chain.moments(L)
     prior = VPSDE(GaussianEps(m, C, (L, chain.D)), (L, chain.D))
@@ -465,7 +478,7 @@ def _gaussian_posterior(method, gamma, zeta, sigma_y, n, L, samples, steps, corr
         torch.manual_seed(seed)
         truth = chain.trajectory(chain.prior(), L).float()
         y = observe(truth, A, sigma_y)
-        x = assimilate(prior, y, A, sigma_y, method=method, gamma=gamma, zeta=zeta, iterations=len(y), steps=steps, corrections=corrections, tau=0.1, samples=samples)
+        x = assimilate(prior, y, A, sigma_y, method=method, gamma=gamma, limit=limit, zeta=zeta, iterations=len(y), steps=steps, corrections=corrections, tau=0.1, samples=samples)
     mean, cov = kalman_smoother(chain, y, torch.tensor([[1.0, 0.0]]), sigma_y, every=n, length=L)
     return truth, y, x.double(), mean, cov.diagonal(dim1=-2, dim2=-1).sqrt()
 
@@ -473,6 +486,7 @@ def _gaussian_posterior(method, gamma, zeta, sigma_y, n, L, samples, steps, corr
 def plot_gaussian_guidance(
     method: str = "sda",
     gamma: float = 0.1,
+    limit: bool = True,
     zeta: float = 1.0,
     sigma_y: float = 0.1,
     every: int = 4,
@@ -485,8 +499,9 @@ def plot_gaussian_guidance(
     r"""Posterior samples of a guidance (``"sda"``, ``"dps"``, ``"mmps"``) under the exact Gaussian prior
     of the damped-rotation chain (:meth:`~sda_lite.dynamics.LinearGaussian.rotation`), against its exact
     posterior (:func:`~sda_lite.baselines.kalman_smoother`), observing the first variable every ``every``
-    states with noise ``sigma_y``. Read-outs: the RMS mean error in posterior standard deviations and the
-    mean variance ratio (samples / exact)."""
+    states with noise ``sigma_y``. ``limit`` turns on SDA's step limiter (a departure from the paper, on
+    by default here so that small :math:`\gamma` and :math:`\sigma_y` do not diverge). Read-outs: the RMS
+    mean error in posterior standard deviations and the mean variance ratio (samples / exact)."""
 
     if method not in METHODS:
         raise ValueError(f"method={method!r}: expected one of {METHODS}")
@@ -495,7 +510,7 @@ def plot_gaussian_guidance(
     _check("steps", steps, 1, MAX_STEPS)
     _check("samples", samples, 2, 4096)
     _check("corrections", corrections, 0, MAX_CORRECTIONS)
-    truth, y, x, mean, sd = _gaussian_posterior(method, gamma, zeta, sigma_y, every, L, samples, steps, corrections, seed)
+    truth, y, x, mean, sd = _gaussian_posterior(method, gamma, limit, zeta, sigma_y, every, L, samples, steps, corrections, seed)
     error = ((x.mean(0) - mean) / sd).square().mean().sqrt().item()
     ratio = (x.var(0) / sd**2).mean().item()
     truth, y, x, mean, sd = (z.numpy() for z in (truth, y, x, mean, sd))
@@ -513,7 +528,7 @@ def plot_gaussian_guidance(
         ax.set_ylabel(f"$x_{d + 1}$ (arbitrary units)")
         ax.set_ylim(mean[:, d].min() - 4 * sd[:, d].max(), mean[:, d].max() + 4 * sd[:, d].max())
     axes[0].legend(fontsize=7)
-    setting = {"sda": f"γ = {gamma:.2g}", "dps": f"ζ = {zeta:.2g}", "mmps": f"{len(y)} Krylov iterations"}[method]
+    setting = {"sda": f"γ = {gamma:.2g}" + (", step limiter" if limit else ""), "dps": f"ζ = {zeta:.2g}", "mmps": f"{len(y)} Krylov iterations"}[method]
     fig.suptitle(f"{method.upper()} ({setting}, C = {corrections}) vs exact: mean error {error:.2f} std, variance ratio {ratio:.2f}", fontsize=10)
     axes[0].set_title("observed variable", fontsize=9)
     axes[1].set_title("unobserved variable", fontsize=9)
@@ -524,10 +539,11 @@ def plot_gaussian_guidance(
 def gaussian_panel(**defaults: Any) -> Panel:
     r"""The Gaussian-guidance explorer around :func:`plot_gaussian_guidance`."""
 
-    params = {"method": "sda", "gamma": 0.1, "zeta": 1.0, "sigma_y": 0.1, "every": 4, "corrections": 1} | defaults
+    params = {"method": "sda", "gamma": 0.1, "limit": True, "zeta": 1.0, "sigma_y": 0.1, "every": 4, "corrections": 1} | defaults
     controls = {
         "method": _dropdown(list(METHODS), params["method"], "method"),
         "gamma": _slider("log", params["gamma"], 1e-3, 10.0, 0.1, "γ (SDA)"),
+        "limit": _checkbox(params["limit"], LIMITER),
         "zeta": _slider("log", params["zeta"], 0.1, 10.0, 0.1, "ζ (DPS)"),
         "sigma_y": _slider("log", params["sigma_y"], 0.01, 1.0, 0.1, "σ_y"),
         "every": _slider("int", params["every"], 1, 8, 1, "observation spacing"),
@@ -575,19 +591,21 @@ def _kolmogorov_posterior(name, overrides, index, seed, data_scale, prior_scale,
     x = kolmogorov_truth(index, data_scale)
     s = scenario(name, x, seed=seed, **dict(overrides))
     prior = prior_for_length(kolmogorov_window_prior(prior_scale), len(x))
+    paper = sampling("kolmogorov", name)  # the paper's gamma, corrections and tau
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return assimilate(prior, s.y, s.A, s.std, steps=steps, corrections=1, tau=0.5, samples=samples)
+        return assimilate(prior, s.y, s.A, s.std, gamma=paper["gamma"], steps=steps, corrections=paper["corrections"], tau=paper["tau"], samples=samples)
 
 
 def _observed_images(s, x: Tensor, states: list[int]) -> tuple[list[Tensor], str]:
     r"""The observations of ``states`` as images (NaN where nothing is observed) and what they show."""
 
-    from sda_lite.scenarios import annulus, grid_vorticity
+    from sda_lite.fields import vorticity
+    from sda_lite.scenarios import annulus
 
     y, n, (H, W) = s.y, s.settings["every"], x.shape[-2:]
     if s.name in ("assimilation", "extrapolation"):
-        return [grid_vorticity(y[i // n]) for i in states], f"vorticity of the observed (coarsened) velocity, {y.shape[-2]}x{y.shape[-1]}"
+        return [vorticity(y[i // n]) for i in states], f"vorticity of the observed (coarsened) velocity, {y.shape[-2]}x{y.shape[-1]}"
     if s.name == "saturation":
         return [y[i // n] for i in states], "observed saturated vorticity w / (1 + |w|)"
     if s.name == "sparse":
@@ -601,8 +619,8 @@ def _observed_images(s, x: Tensor, states: list[int]) -> tuple[list[Tensor], str
     if s.name == "event":
         image = torch.full((H, W), float("nan"))
         image[annulus(H)] = y
-        return [image], "observed vorticity on the annulus"
-    return [grid_vorticity(y)], "vorticity of the observed $x_1 - x_L$"
+        return [image], "observed vorticity per cell on the annulus"
+    return [vorticity(y)], "vorticity of the observed $x_1 - x_L$"
 
 
 def plot_kolmogorov_scenario(
@@ -625,8 +643,9 @@ def plot_kolmogorov_scenario(
     extrapolation, saturation) or its pixel stride (sparse), and is ignored by the others.
     """
 
+    from sda_lite.fields import vorticity
     from sda_lite.kolmogorov import plot_vorticity
-    from sda_lite.scenarios import SCENARIOS, grid_vorticity
+    from sda_lite.scenarios import SCENARIOS
     from sda_lite.scenarios import scenario as make
 
     if scenario not in SCENARIOS:
@@ -650,9 +669,9 @@ def plot_kolmogorov_scenario(
     rows = 3 if samples > 0 else 2
     fig = Figure(figsize=(max(2.3 * len(states) + 1.2, 6), 2.4 * rows + 0.4), layout="constrained")
     axes = fig.subplots(rows, len(states), squeeze=False)
-    truth = grid_vorticity(x[states])
+    truth = vorticity(x[states])
     vmax = float(truth.abs().max())
-    plot_vorticity(truth, axes=axes[0], titles=[f"truth, state {i}" for i in states], vmax=vmax, label="vorticity (per cell)")
+    plot_vorticity(truth, axes=axes[0], titles=[f"truth, state {i}" for i in states], vmax=vmax, label="vorticity $\\omega$")
     o = torch.stack([torch.as_tensor(image, dtype=torch.float32) for image in observed])
     plot_vorticity(o, axes=axes[1, : len(o)], titles=[f"observed, state {i}" for i in states], vmax=float(o.nan_to_num().abs().max()) or 1.0, label="observed")
     for ax in axes[1, len(o) :]:
@@ -661,8 +680,8 @@ def plot_kolmogorov_scenario(
     title += f"\nsecond row: {what}"
     if samples > 0:
         post = _kolmogorov_posterior(scenario, tuple(sorted(overrides.items())), index, seed, data_scale, prior_scale, samples, steps)
-        plot_vorticity(grid_vorticity(post[0, states]), axes=axes[2], titles=[f"SDA sample, state {i}" for i in states], vmax=vmax, label="vorticity (per cell)")
-        title += f"\nSDA ({samples} samples, {steps} steps, C = 1): residual std(A(x) - y) / $\\sigma_y$ = {s.residual(post):.2f}"
+        plot_vorticity(vorticity(post[0, states]), axes=axes[2], titles=[f"SDA sample, state {i}" for i in states], vmax=vmax, label="vorticity $\\omega$")
+        title += f"\nSDA ({samples} samples, {steps} steps, the paper's γ, C and τ): residual std(A(x) - y) / $\\sigma_y$ = {s.residual(post):.2f}"
     fig.suptitle(title, fontsize=9)
     return fig
 

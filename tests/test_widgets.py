@@ -125,7 +125,7 @@ def test_plot_gaussian_guidance_corners(params):
 
 def test_gaussian_guidance_mmps_is_exact():
     W.plot_gaussian_guidance(method="mmps", samples=512, steps=32, L=12, every=4)
-    truth, y, x, mean, sd = W._gaussian_posterior("mmps", 0.1, 1.0, 0.1, 4, 12, 512, 32, 1, 0)
+    truth, y, x, mean, sd = W._gaussian_posterior("mmps", 0.1, False, 1.0, 0.1, 4, 12, 512, 32, 1, 0)
     assert ((x.mean(0) - mean) / sd).square().mean().sqrt() < 0.2
     assert 0.7 < (x.var(0) / sd**2).mean() < 1.3
 
