@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
@@ -36,6 +33,7 @@ from torch import Tensor
 
 from sda_lite import distributed, observe
 from sda_lite.config import data_dir, scale as get_scale
+from sda_lite.io import atomic
 
 OPERATORS = ("every", "select", "mask", "coarsen", "scenario")
 METHODS = ("sda", "dps", "mmps")
@@ -53,23 +51,6 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 # --------------------------------------------------------------------------------------------------
 # Files
-
-
-@contextmanager
-def atomic(path: str | Path) -> Iterator[Path]:
-    r"""Yields a temporary path next to ``path``, moved over ``path`` when the block succeeds and
-    deleted when it fails: ``path`` is either the previous file or the complete new one."""
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def read_h5(path: str | Path, names: Sequence[str], optional: Sequence[str] = ()) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -9,8 +9,6 @@ The settings (sizes, seed, dt, format version) are HDF5 attributes of the file, 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -22,6 +20,7 @@ from tqdm.auto import tqdm
 
 from sda_lite.config import data_dir, pick, scale as get_scale
 from sda_lite.dynamics import NoisyLorenz63
+from sda_lite.io import atomic
 
 FORMAT = 1
 SPLITS = ("train", "valid", "test")
@@ -122,19 +121,9 @@ def generate_lorenz(
 
     settings = _settings(trajectories, length, burn, dt, seed)
     x = simulate_lorenz(trajectories, length, burn, dt, seed, progress)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates private files
-        with h5py.File(tmp, "w") as file:
-            _write(file, x, settings)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic(path) as tmp, h5py.File(tmp, "w") as file:
+        _write(file, x, settings)
+    return Path(path)
 
 
 def _valid(path: Path, settings: dict) -> bool:
