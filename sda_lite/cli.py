@@ -33,7 +33,7 @@ from torch import Tensor
 
 from sda_lite import distributed, observe
 from sda_lite.config import data_dir, scale as get_scale
-from sda_lite.io import atomic
+from sda_lite.io import atomic, write_json
 
 OPERATORS = ("every", "select", "mask", "coarsen", "scenario")
 METHODS = ("sda", "dps", "mmps")
@@ -80,12 +80,6 @@ def write_h5(path: str | Path, data: dict[str, Tensor | np.ndarray], attrs: dict
         for key, value in attrs.items():
             if value is not None:
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
-    return Path(path)
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    with atomic(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
     return Path(path)
 
 
