@@ -9,7 +9,7 @@ and ``y: (K, M)``. Trajectories have ``L >= (K - 1) n + 1`` states (``length``, 
 
 * :func:`particle_filter` -- the bootstrap particle filter that resamples whole histories; it returns
   posterior trajectories and is the paper's ground truth (2^14 particles);
-* :func:`kalman_smoother` -- the exact posterior marginals of a :class:`~sda_lite.dynamics.LinearGaussian`
+* :func:`kalman_smoother` -- the exact posterior marginals of a :class:`~sda_lite.linear.LinearGaussian`
   chain (the Rauch-Tung-Striebel smoother of :mod:`sda_lite.dynamics`);
 * :func:`enkf`, :func:`enks` -- the ensemble Kalman filter and smoother with perturbed observations;
 * :func:`fourdvar` -- weak-constraint 4D-Var, the maximum a posteriori trajectory by L-BFGS.
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from sda_lite.dynamics import LinearGaussian, MarkovChain
+from sda_lite.chain import MarkovChain
 
 Operator = Callable[[Tensor], Tensor]
 
@@ -97,6 +97,84 @@ def _resample(w: Tensor, n: int, method: str, generator: torch.Generator | None)
     u = torch.rand((), generator=generator, dtype=w.dtype, device=w.device)
     u = (u + torch.arange(n, dtype=w.dtype, device=w.device)) / n
     return torch.searchsorted(w.cumsum(0), u).clamp(max=len(w) - 1)
+
+
+def _observed(i: int, every: int, K: int) -> bool:
+    r"""Whether state ``i`` is observed: :math:`i = k n` with :math:`k < K` and ``n = every``."""
+
+    return i % every == 0 and i // every < K
+
+
+def _reweight(log_w: Tensor, log_lik: Tensor, ess: float) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Bayes' rule on the weights, :math:`w^n \leftarrow w^n p(y_k \mid x^n) / Z`.
+
+    ``log_w, log_lik: (N,)`` -> the new ``log_w: (N,)``, :math:`\log Z` with the evidence increment
+    :math:`Z = \sum_n w^n p(y_k \mid x^n)`, and whether to resample: whether the effective sample
+    size :math:`1 / \sum_n (w^n)^2 \leq \mathrm{ess} \cdot N`.
+    """
+
+    log_w = log_w + log_lik
+    log_norm = torch.logsumexp(log_w, dim=0)
+    log_w = log_w - log_norm
+    return log_w, log_norm, 1 / log_w.mul(2).exp().sum() <= ess * len(log_w)
+
+
+def _weighted_cov(x: Tensor, w: Tensor) -> Tensor:
+    r"""Unbiased :math:`C = \sum_n w^n (x^n - \bar{x})(x^n - \bar{x})^\top / (1 - \sum_n (w^n)^2)`.
+
+    ``x: (N, D)``, ``w: (N,)`` summing to 1 -> ``(D, D)``, with :math:`\bar{x} = \sum_n w^n x^n`.
+    """
+
+    dx = x - w @ x
+    return (w[:, None] * dx).mT @ dx / (1 - w.square().sum())
+
+
+def _jitter(
+    x: Tensor,
+    log_w: Tensor,
+    x_new: Tensor,
+    parents: Tensor,
+    jitter: float,
+    generator: torch.Generator | None,
+) -> Tensor:
+    r"""Regularisation :math:`x_{new}^n + \mathbb{1}[a_n \text{ drawn twice or more}] \, h U z_n`.
+
+    :math:`z_n \sim \mathcal{N}(0, I)`, :math:`U U^\top = C` the weighted covariance of the particles
+    ``x: (N, D)`` before resampling, :math:`h = \mathrm{jitter} \cdot N^{-1/(D+4)}` (Scott's rule),
+    ``parents`` the ancestors ``a: (N,)`` of ``x_new: (N, D)`` -> ``(N, D)``.
+    """
+
+    N, D = x.shape
+    w = log_w.exp() if log_w.max().exp() < 1 - 1e-5 else torch.full_like(log_w, 1 / N)
+    C = _weighted_cov(x, w)
+    h = jitter * N ** (-1 / (D + 4))
+    eye = torch.eye(D, dtype=C.dtype, device=C.device)
+    chol = torch.linalg.cholesky(C + 1e-9 * C.diagonal().mean() * eye)
+    dup = torch.bincount(parents, minlength=N)[parents] > 1
+    z = torch.randn(N, D, generator=generator, dtype=x.dtype, device=x.device)
+    return x_new + dup[:, None] * h * (z @ chol.mT)
+
+
+def _resample_particles(
+    x: Tensor,
+    log_w: Tensor,
+    resampling: str,
+    jitter: float,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Resampling to equal weights: :math:`x^n \leftarrow x^{a_n}`, :math:`a_n \sim \mathrm{Cat}(w)`,
+    :math:`w^n \leftarrow 1 / N`.
+
+    ``x: (N, D)``, ``log_w: (N,)`` -> the new ``x: (N, D)`` (jittered by :func:`_jitter` if
+    ``jitter > 0``), ``log_w: (N,)`` and the ancestors ``a: (N,)``.
+    """
+
+    N = len(log_w)
+    parents = _resample(log_w.exp(), N, resampling, generator)
+    x_new = x[parents]
+    if jitter > 0:
+        x_new = _jitter(x, log_w, x_new, parents, jitter, generator)
+    return x_new, torch.full_like(log_w, -math.log(N)), parents
 
 
 class Step(NamedTuple):
@@ -174,7 +252,7 @@ def bootstrap_filter(
     if x0.ndim != 2:
         raise ValueError(f"x0 has shape {tuple(x0.shape)}: expected particles (N, {chain.D})")
 
-    x, (N, D) = x0, x0.shape
+    x, N = x0, x0.shape[0]
     y = y.to(x)
     log_w = torch.full((N,), -math.log(N), dtype=x.dtype, device=x.device)
     log_z = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -182,31 +260,15 @@ def bootstrap_filter(
 
     for i in range(L):
         if i > 0:
+            parents = None
             if resample:
-                parents = _resample(log_w.exp(), N, resampling, generator)
-                x_new = x[parents]
-                if jitter > 0:
-                    w = log_w.exp() if log_w.max().exp() < 1 - 1e-5 else torch.full_like(log_w, 1 / N)
-                    dx = x - w @ x
-                    C = (w[:, None] * dx).mT @ dx / (1 - w.square().sum())
-                    h = jitter * N ** (-1 / (D + 4))
-                    chol = torch.linalg.cholesky(C + 1e-9 * C.diagonal().mean() * torch.eye(D, dtype=C.dtype, device=C.device))
-                    dup = torch.bincount(parents, minlength=N)[parents] > 1
-                    z = torch.randn(N, D, generator=generator, dtype=x.dtype, device=x.device)
-                    x_new = x_new + dup[:, None] * h * (z @ chol.mT)
-                x = x_new
-                log_w = torch.full_like(log_w, -math.log(N))
+                x, log_w, parents = _resample_particles(x, log_w, resampling, jitter, generator)
                 resample = False
-            else:
-                parents = None
-            x = chain.transition(x, generator=generator)
-        if i % every == 0 and i // every < len(y):
+            x = chain.transition(x, generator=generator)  # forecast
+        if _observed(i, every, len(y)):
             log_lik = _gaussian_log_lik(y[i // every], A(x), std)
-            log_w = log_w + log_lik
-            log_norm = torch.logsumexp(log_w, dim=0)
-            log_w = log_w - log_norm
+            log_w, log_norm, resample = _reweight(log_w, log_lik, ess)
             log_z = log_z + log_norm.double()
-            resample = 1 / log_w.mul(2).exp().sum() <= ess * N
         yield Step(x, log_w, parents, log_z)
 
 
@@ -259,7 +321,7 @@ def particle_filter(
 
 
 def kalman_smoother(
-    chain: LinearGaussian,
+    chain: MarkovChain,
     y: Tensor,
     H: Tensor,
     std: float | Tensor,
@@ -268,11 +330,12 @@ def kalman_smoother(
 ) -> tuple[Tensor, Tensor]:
     r"""The exact posterior marginals :math:`p(x_i \mid y) = \mathcal{N}(m_i, P_i)` of a linear-Gaussian chain.
 
-    A wrapper of :meth:`LinearGaussian.kalman_smoother` (Kalman filter + Rauch-Tung-Striebel) with the
+    A wrapper of :meth:`~sda_lite.linear.LinearGaussian.kalman_smoother` (Kalman filter + Rauch-Tung-Striebel) with the
     arguments of the other baselines: ``A(x) = x H^T`` and :math:`R = \mathrm{diag}(\sigma_y^2)`.
 
     Arguments:
-        chain: The linear-Gaussian chain.
+        chain: A linear-Gaussian chain (:class:`~sda_lite.linear.LinearGaussian`, or any chain with
+            its ``kalman_smoother(y, H, R, every, length)``).
         y: The observations ``(K, M)``.
         H: The observation matrix ``(M, D)``.
         std: The observation noise standard deviation, a float or ``(M,)``.
@@ -281,14 +344,67 @@ def kalman_smoother(
         The means ``(L, D)`` and covariances ``(L, D, D)``, in float64.
     """
 
-    if not isinstance(chain, LinearGaussian):
-        raise ValueError(f"chain={type(chain).__name__}: expected a LinearGaussian chain")
+    if not callable(getattr(chain, "kalman_smoother", None)):
+        raise ValueError(f"chain={type(chain).__name__}: expected a LinearGaussian chain (with a kalman_smoother method)")
     H = torch.as_tensor(H, dtype=torch.float64)
     std = torch.as_tensor(std, dtype=torch.float64)
     if not (std > 0).all():
         raise ValueError(f"std={std.tolist()!r}: expected positive noise standard deviations")
     R = torch.diag(std.square().expand(H.shape[0]))
     return chain.kalman_smoother(y, H, R, every=every, length=length)
+
+
+def _perturbed_innovations(y: Tensor, Ax: Tensor, e: Tensor) -> Tensor:
+    r"""The perturbed innovations :math:`d_n = y + (e_n - \bar{e}) - A(E_n)`.
+
+    ``y: (M,)``, the observed members ``Ax: (N, M)`` and draws ``e: (N, M)`` of
+    :math:`\mathcal{N}(0, R)` -> ``(N, M)``.
+    """
+
+    return y + (e - e.mean(0)) - Ax
+
+
+def _enkf_weights(Y: Tensor, d: Tensor, R: Tensor) -> Tensor:
+    r"""The analysis on the anomalies, :math:`W = d \, C^{-1} Y^\top`, :math:`C = Y^\top Y + (N - 1) R`.
+
+    ``Y, d: (N, M)``, ``R: (M, M)`` -> ``W: (N, N)``.
+    """
+
+    N = Y.shape[0]
+    C = Y.mT @ Y + (N - 1) * R
+    return torch.linalg.solve(C, d.mT).mT @ Y.mT
+
+
+def _enkf_analysis(
+    E: Tensor,
+    A: Operator,
+    y: Tensor,
+    std: Tensor,
+    R: Tensor,
+    generator: torch.Generator | None,
+) -> Tensor:
+    r"""The stochastic EnKF analysis :math:`E \leftarrow E + W (E - \bar{E})` (:func:`_enkf_weights`).
+
+    ``E: (N, S, D)`` holds ``S`` states of the members, the last observed by ``y: (M,)``:
+    :math:`Y = A(E_{:,-1}) - \overline{A(E_{:,-1})}`, :math:`R = \mathrm{diag}(\sigma_y^2)`
+    ``(M, M)`` -> ``(N, S, D)``.
+    """
+
+    N, M = E.shape[0], y.shape[-1]
+    Ax = A(E[:, -1])
+    Y = Ax - Ax.mean(0)
+    e = torch.randn(N, M, generator=generator, dtype=E.dtype, device=E.device) * std
+    d = _perturbed_innovations(y, Ax, e)
+    W = _enkf_weights(Y, d, R)
+    X = E - E.mean(0)
+    return E + torch.einsum("nm,mld->nld", W, X)
+
+
+def _inflate(x: Tensor, inflation: float) -> Tensor:
+    r"""Multiplicative inflation :math:`x \leftarrow \bar{x} + \lambda (x - \bar{x})`, ``(N, D)``."""
+
+    m = x.mean(0)
+    return m + inflation * (x - m)
 
 
 def enkf(
@@ -342,27 +458,19 @@ def enkf(
     if not inflation >= 1:
         raise ValueError(f"inflation={inflation!r}: expected a factor >= 1")
 
-    N, M = x0.shape[0], y.shape[1]
+    M = y.shape[1]
     y = y.to(x0)
     R = torch.diag(std.square().expand(M))
-    E = torch.empty(N, L, x0.shape[1], dtype=x0.dtype, device=x0.device)
+    E = torch.empty(x0.shape[0], L, x0.shape[1], dtype=x0.dtype, device=x0.device)
     E[:, 0] = x0
     for i in tqdm(range(L), desc="EnKS" if smooth else "EnKF", disable=not progress):
         if i > 0:
-            E[:, i] = chain.transition(E[:, i - 1], generator=generator)
-        if i % every == 0 and i // every < len(y):
-            Ax = A(E[:, i])
-            Y = Ax - Ax.mean(0)
-            e = torch.randn(N, M, generator=generator, dtype=E.dtype, device=E.device) * std
-            d = y[i // every] + (e - e.mean(0)) - Ax
-            C = Y.mT @ Y + (N - 1) * R
-            W = torch.linalg.solve(C, d.mT).mT @ Y.mT  # (N, N)
-            past = slice(0, i + 1) if smooth else slice(i, i + 1)
-            X = E[:, past] - E[:, past].mean(0)
-            E[:, past] += torch.einsum("nm,mld->nld", W, X)
+            E[:, i] = chain.transition(E[:, i - 1], generator=generator)  # forecast
+        if _observed(i, every, len(y)):
+            past = slice(0, i + 1) if smooth else slice(i, i + 1)  # the states it updates
+            E[:, past] = _enkf_analysis(E[:, past], A, y[i // every], std, R, generator)
             if inflation != 1:
-                m = E[:, i].mean(0)
-                E[:, i] = m + inflation * (E[:, i] - m)
+                E[:, i] = _inflate(E[:, i], inflation)
     return E
 
 
@@ -387,6 +495,73 @@ def enks(
     """
 
     return enkf(chain, y, A, std, every, length, members, x0, inflation, True, generator, progress)
+
+
+def _initial_log_density(
+    chain: MarkovChain, prior: bool | Callable[[Tensor], Tensor], like: Tensor
+) -> Callable[[Tensor], Tensor] | None:
+    r"""The term :math:`\log p(x_0)` of :func:`fourdvar`, ``(*batch, D) -> (*batch)``, or ``None``.
+
+    ``True``: the chain's :math:`\mathcal{N}(m_0, P_0)` (in the dtype and device of ``like``);
+    ``False``: ``None`` (a flat prior); a callable: itself.
+    """
+
+    if prior is True:
+        if not hasattr(chain, "m0") or not hasattr(chain, "P0"):
+            raise ValueError(
+                f"prior=True but {type(chain).__name__} has no Gaussian prior (m0, P0): "
+                "pass False or a callable"
+            )
+        return torch.distributions.MultivariateNormal(chain.m0.to(like), chain.P0.to(like)).log_prob
+    if prior is False:
+        return None
+    if callable(prior):
+        return prior
+    raise ValueError(f"prior={prior!r}: expected True, False or a callable log-density")
+
+
+def _fourdvar_cost(
+    chain: MarkovChain,
+    x: Tensor,
+    y: Tensor,
+    A: Operator,
+    std: Tensor,
+    every: int,
+    log_p0: Callable[[Tensor], Tensor] | None,
+) -> Tensor:
+    r"""The weak-constraint cost :math:`J(x) = -\sum_i \log p(x_{i+1} \mid x_i)
+    - \sum_k \log \mathcal{N}(y_k \mid A(x_{kn}), \sigma_y^2 I) - \log p(x_0)`.
+
+    ``x: (*batch, L, D)``, ``y: (K, M)``, ``n = every`` -> a scalar, summed over the batch.
+    """
+
+    K = len(y)
+    J = -chain.log_prob(x[..., :-1, :], x[..., 1:, :]).sum()
+    J = J - _gaussian_log_lik(y, A(x[..., : (K - 1) * every + 1 : every, :]), std).sum()
+    if log_p0 is not None:
+        J = J - log_p0(x[..., 0, :]).sum()
+    return J
+
+
+def _lbfgs(cost: Callable[[Tensor], Tensor], x: Tensor, iterations: int, progress: bool) -> Tensor:
+    r""":math:`\arg\min_x \mathrm{cost}(x)` from the guess ``x`` (any shape) by ``iterations`` L-BFGS.
+
+    Each call runs up to 20 iterations with a strong Wolfe line search. Returns a detached tensor
+    shaped like ``x``.
+    """
+
+    x = x.detach().clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([x], line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        J = cost(x)
+        J.backward()
+        return J
+
+    for _ in tqdm(range(iterations), desc="4D-Var", disable=not progress):
+        optimizer.step(closure)
+    return x.detach()
 
 
 def fourdvar(
@@ -430,32 +605,11 @@ def fourdvar(
     std, L = _setup(chain, y, A, std, every, x.shape[-2], x)
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations={iterations!r}: expected a positive integer")
-    if prior is True:
-        if not hasattr(chain, "m0") or not hasattr(chain, "P0"):
-            raise ValueError(f"prior=True but {type(chain).__name__} has no Gaussian prior (m0, P0): pass False or a callable")
-        p0 = torch.distributions.MultivariateNormal(chain.m0.to(x), chain.P0.to(x))
-        log_p0 = p0.log_prob
-    elif prior is False:
-        log_p0 = None
-    elif callable(prior):
-        log_p0 = prior
-    else:
-        raise ValueError(f"prior={prior!r}: expected True, False or a callable log-density")
+    log_p0 = _initial_log_density(chain, prior, x)
 
-    K = len(y)
     y = y.to(x)
-    x = x.detach().clone().requires_grad_()
-    optimizer = torch.optim.LBFGS([x], line_search_fn="strong_wolfe")
 
-    def closure() -> Tensor:
-        optimizer.zero_grad()
-        J = -chain.log_prob(x[..., :-1, :], x[..., 1:, :]).sum()
-        J = J - _gaussian_log_lik(y, A(x[..., : (K - 1) * every + 1 : every, :]), std).sum()
-        if log_p0 is not None:
-            J = J - log_p0(x[..., 0, :]).sum()
-        J.backward()
-        return J
+    def cost(z: Tensor) -> Tensor:
+        return _fourdvar_cost(chain, z, y, A, std, every, log_p0)
 
-    for _ in tqdm(range(iterations), desc="4D-Var", disable=not progress):
-        optimizer.step(closure)
-    return x.detach()
+    return _lbfgs(cost, x, iterations, progress)

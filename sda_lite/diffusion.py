@@ -11,33 +11,21 @@ learned by denoising score matching. Reversing the process samples from :math:`p
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-SCHEDULES = ("cos", "lin", "exp")
-
-
-def _time(t: Tensor | float) -> Tensor:
-    if not torch.is_tensor(t) or not t.is_floating_point():
-        t = torch.as_tensor(t, dtype=torch.get_default_dtype())
-    if t.numel() > 0 and (t.min() < 0 or t.max() > 1):
-        raise ValueError(f"diffusion time t must lie in [0, 1], got values in [{t.min():g}, {t.max():g}]")
-    return t
+from sda_lite.schedule import SCHEDULES, NoiseSchedule, time as _time  # noqa: F401 (SCHEDULES re-exported)
 
 
 class VPSDE(nn.Module):
     r"""Variance-preserving SDE around a noise predictor :math:`\epsilon(x(t), t)`.
 
-    Schedules (``alpha``), with :math:`\eta` the smallest noise level:
-
-    * ``"cos"``: :math:`\mu(t) = \cos(\arccos(\sqrt{\eta}) \, t)^2` (the paper's);
-    * ``"lin"``: :math:`\mu(t) = 1 - (1 - \eta) t`;
-    * ``"exp"``: :math:`\mu(t) = \exp(t \log \eta)`;
-
-    and always :math:`\sigma(t) = \sqrt{1 - \mu(t)^2 + \eta^2}`.
+    The noise schedule (``alpha``, ``eta``) is a :class:`~sda_lite.schedule.NoiseSchedule`,
+    ``self.schedule``; :meth:`mu` and :meth:`sigma` evaluate it on the SDE's device.
 
     Arguments:
         eps: Any callable ``eps(x, t)`` taking ``x: (*batch, *shape)`` and ``t`` broadcastable to
@@ -57,11 +45,7 @@ class VPSDE(nn.Module):
     ):
         super().__init__()
 
-        if alpha not in SCHEDULES:
-            raise ValueError(f"unknown schedule alpha={alpha!r}: expected one of {SCHEDULES}")
-        if not 0 < eta < 1:
-            raise ValueError(f"eta must lie in (0, 1), got {eta}")
-
+        self.schedule = NoiseSchedule(alpha, eta)
         self.eps = eps
         self.shape = torch.Size(shape)
         self.dims = tuple(range(-len(self.shape), 0))
@@ -76,20 +60,15 @@ class VPSDE(nn.Module):
     def mu(self, t: Tensor | float) -> Tensor:
         r""":math:`\mu(t)`, the scale of the clean signal in :math:`x(t)`."""
 
-        t, eta = _time(t).to(self.device), self.eta
-        if self.alpha == "cos":
-            return torch.cos(math.acos(math.sqrt(eta)) * t) ** 2
-        if self.alpha == "lin":
-            return 1 - (1 - eta) * t
-        return torch.exp(math.log(eta) * t)
+        return self.schedule.mu(_time(t).to(self.device))
 
     def sigma(self, t: Tensor | float) -> Tensor:
-        r""":math:`\sigma(t) = \sqrt{1 - \mu(t)^2 + \eta^2}`, the scale of the noise in :math:`x(t)`."""
+        r""":math:`\sigma(t)`, the scale of the noise in :math:`x(t)`."""
 
-        return (1 - self.mu(t) ** 2 + self.eta**2).sqrt()
+        return self.schedule.sigma(_time(t).to(self.device))
 
     def _expand(self, t: Tensor) -> Tensor:
-        return t.reshape(t.shape + (1,) * len(self.shape))
+        return self.schedule.expand(t, len(self.shape))
 
     def _check(self, x: Tensor) -> None:
         if x.shape[x.dim() - len(self.shape):] != self.shape or x.dim() < len(self.shape):
@@ -168,12 +147,12 @@ class VPSDE(nn.Module):
         """
 
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        if corrections < 0:
-            raise ValueError(f"corrections must be >= 0, got {corrections}")
-        if tau <= 0:
-            raise ValueError(f"tau must be > 0, got {tau}")
+        if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
+            raise ValueError(f"steps={steps!r}: expected an integer >= 1")
+        if isinstance(corrections, bool) or not isinstance(corrections, Integral) or corrections < 0:
+            raise ValueError(f"corrections={corrections!r}: expected an integer >= 0")
+        if isinstance(tau, bool) or not isinstance(tau, Real) or not (math.isfinite(tau) and tau > 0):
+            raise ValueError(f"tau={tau!r}: expected a finite number > 0")
 
         eps = self._eps if c is None else (lambda x, t: self.eps(x, t, c))
         x = torch.randn((*shape, *self.shape), device=self.device)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sda_lite.dynamics import MarkovChain
+from sda_lite.chain import MarkovChain
 
 
 def _emd2(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> float:

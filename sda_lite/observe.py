@@ -9,11 +9,18 @@ to observations ``(*batch, ...)``. Operators are differentiable, print readably 
 compose(every(8), select([0]))
 >>> A(torch.randn(16, 65, 3)).shape
 torch.Size([16, 9, 1])
+
+Operators can also be written as data, a *spec* (JSON text or the equivalent Python list), read by
+:func:`parse_spec` and built by :func:`from_spec`: ``[["every", 8], ["select", [0]]]`` is the
+operator above. The grammar is given in :func:`parse_spec`. This module is generic: it imports no
+dynamical system, and the spec steps that need one (``["scenario", ...]``) are built by a callable
+that the caller passes in (``from_spec(spec, resolvers={"scenario": f})``).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import json
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -181,3 +188,163 @@ def observe(x: Tensor, A: Callable[[Tensor], Tensor], std: float | Tensor, gener
     y = A(x)
     z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
     return y + std * z
+
+
+# --------------------------------------------------------------------------------------------------
+# Operators as data: specs
+
+SPEC_STEPS: tuple[str, ...] = ("every", "select", "mask", "coarsen", "scenario")
+r"""The step names of a spec, in the order of the error messages."""
+
+SPEC_RESOLVED: tuple[str, ...] = ("scenario",)
+r"""The step names that :func:`from_spec` builds with a caller's resolver, not by itself."""
+
+Resolver = Callable[[str, dict, tuple[int, ...] | None], Callable[[Tensor], Tensor]]
+r"""``f(name, overrides, shape) -> operator``: builds the operator of
+``["scenario", name, overrides]`` for trajectories of ``shape`` (None when :func:`from_spec` was
+given no shape)."""
+
+_SPEC_EXAMPLE = '[["every", 8], ["select", [0]]]'
+
+
+def parse_spec(spec: str | list) -> list[list]:
+    r"""The list of steps ``[[name, *args], ...]`` of an operator spec, checked.
+
+    The grammar, with the steps applied in order (:func:`compose`)::
+
+        spec := NAME                       a bare identifier: the scenario [["scenario", NAME]]
+              | [step, step, ...]          a non-empty JSON list (text) or Python list
+        step := [name, arg, ...] | name    a bare name is a step without arguments
+        name := every | select | mask | coarsen | scenario
+
+    The steps and their arguments:
+
+    * ``["every", n]``, ``["every", n, start]``, ``["every", n, start, dim]``: :func:`every`;
+    * ``["select", index]``, ``["select", index, dim]``: :func:`select`, ``index`` an int or list;
+    * ``["mask"]`` (or just ``"mask"``): :func:`mask` of the tensor given to :func:`from_spec`;
+    * ``["coarsen", factor]``: :func:`coarsen`;
+    * ``["scenario", NAME]``, ``["scenario", NAME, {overrides}]``: a scenario of a dynamical system,
+      built by the caller's resolver (see :func:`from_spec`); it must be the only step.
+
+    >>> parse_spec('[["every", 8], ["select", [0]]]')
+    [['every', 8], ['select', [0]]]
+    >>> parse_spec(["mask"]), parse_spec("sparse")
+    ([['mask']], [['scenario', 'sparse']])
+
+    Only the names are checked here; the arguments are checked when the operator is built.
+
+    Raises:
+        ValueError: When ``spec`` is not JSON, not a non-empty list, or has a step whose name is not
+            one of :data:`SPEC_STEPS`; the message quotes the spec or step given.
+    """
+
+    if isinstance(spec, str) and spec.strip().isidentifier():
+        spec = [["scenario", spec.strip()]]  # a scenario by name
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as error:
+            given = f"operator {spec!r} is not JSON ({error})"
+            raise ValueError(f"{given}: expected e.g. '{_SPEC_EXAMPLE}'") from None
+    if not isinstance(spec, list) or not spec:
+        raise ValueError(
+            f"operator {spec!r}: expected a non-empty JSON list of steps [name, *args]"
+        )
+    steps = [list(step) if isinstance(step, list) else [step] for step in spec]
+    for step in steps:
+        if not step or step[0] not in SPEC_STEPS:
+            raise ValueError(
+                f"operator step {step!r}: expected [name, *args] with name in {SPEC_STEPS}"
+            )
+    return steps
+
+
+def scenario_of(spec: str | list) -> tuple[str, dict] | None:
+    r"""``(name, overrides)`` when the spec is a scenario, ``["scenario", name]`` or
+    ``["scenario", name, {overrides}]`` (see :func:`parse_spec`), else None.
+
+    >>> scenario_of("assimilation"), scenario_of('[["scenario", "sparse", {"stride": 4}]]')
+    (('assimilation', {}), ('sparse', {'stride': 4}))
+    >>> scenario_of([["every", 8]]) is None
+    True
+
+    Raises:
+        ValueError: When the spec is malformed (:func:`parse_spec`), or has a scenario step that is
+            not the only step or whose overrides are not a dict.
+    """
+
+    steps = parse_spec(spec)
+    if not any(step[0] == "scenario" for step in steps):
+        return None
+    single = len(steps) == 1 and len(steps[0]) in (2, 3)
+    if not single or (len(steps[0]) == 3 and not isinstance(steps[0][2], dict)):
+        raise ValueError(
+            f"operator {steps}: a scenario is a single step ['scenario', NAME] or "
+            "['scenario', NAME, {overrides}]"
+        )
+    return steps[0][1], dict(steps[0][2]) if len(steps[0]) == 3 else {}
+
+
+_BUILDERS: dict[str, Callable[..., Operator]] = {
+    "every": every, "select": select, "coarsen": coarsen
+}
+
+
+def _step_operator(step: list, m: Tensor | None) -> Operator:
+    r"""The operator of a step ``[name, *args]`` other than a scenario; ``m``: the mask or None."""
+
+    name, *args = step
+    if name == "mask":
+        if m is None:
+            raise ValueError(
+                "operator step ['mask'] needs a mask: expected from_spec(spec, mask=m) with m a "
+                "boolean tensor, given mask=None"
+            )
+        return mask(torch.as_tensor(m).bool())
+    try:
+        return _BUILDERS[name](*args)
+    except TypeError as error:
+        raise ValueError(f"operator step {[name, *args]!r}: bad arguments ({error})") from None
+
+
+def from_spec(
+    spec: str | list,
+    mask: Tensor | None = None,
+    shape: Sequence[int] | None = None,
+    resolvers: Mapping[str, Resolver] | None = None,
+) -> Operator:
+    r"""The operator of a spec (grammar in :func:`parse_spec`): ``compose`` of its steps.
+
+    >>> from_spec('[["every", 8], ["select", [0]]]')
+    compose(every(8), select([0]))
+
+    Arguments:
+        spec: JSON text or a list of steps.
+        mask: The boolean tensor of the ``["mask"]`` steps, shaped like the trailing axes of ``x``.
+        shape: The shape of the trajectories the operator acts on, passed to the resolvers.
+        resolvers: The builders of the steps this generic module cannot build, keyed by name (one
+            of :data:`SPEC_RESOLVED`): ``{"scenario": f}`` with ``f(name, overrides, shape)``
+            returning the operator of ``["scenario", name, overrides]`` (:data:`Resolver`).
+
+    Raises:
+        ValueError: When the spec is malformed (:func:`parse_spec`), a step's arguments do not fit
+            its function, a ``["mask"]`` step has no ``mask``, or a scenario has no resolver.
+    """
+
+    resolvers = dict(resolvers or {})
+    unknown = sorted(set(resolvers) - set(SPEC_RESOLVED))
+    if unknown:
+        raise ValueError(
+            f"resolvers for {unknown}: expected resolvers only for {list(SPEC_RESOLVED)}"
+        )
+    found = scenario_of(spec)
+    if found is not None:
+        if "scenario" not in resolvers:
+            raise ValueError(
+                f"operator {parse_spec(spec)}: a scenario needs a resolver, expected "
+                "from_spec(spec, resolvers={'scenario': f}), "
+                f"given resolvers for {sorted(resolvers)}"
+            )
+        A = resolvers["scenario"](found[0], found[1], None if shape is None else tuple(shape))
+        return _as_operator(A)
+    return compose(*(_step_operator(step, mask) for step in parse_spec(spec)))

@@ -17,6 +17,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 TRUTH = "#000000"
 OBS = "#d62728"
@@ -66,3 +67,20 @@ def trajectories(
             ax.plot(t, x[i, :, j], color=color, alpha=alpha if n > 1 else 1.0, lw=1, label=label if i == 0 else None)
         ax.set_ylabel(labels[j] if j < len(labels) else f"$x_{{{j + 1}}}$")
     return axes
+
+
+def plot_history(history: dict[str, list[float]], ax: Axes | None = None, title: str = "Denoising score matching loss") -> Figure:
+    r"""Plots the training and validation losses per epoch (log scale); returns the figure."""
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = range(1, len(history["train"]) + 1)
+    ax.plot(epochs, history["train"], color=PRIOR, label="train")
+    if any(v is not None for v in history.get("valid", [])):
+        ax.plot(epochs, history["valid"], color=DATA, label="validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(r"loss $\| \epsilon_\phi(x(t), t) - \epsilon \|^2$")
+    ax.set_title(title)
+    ax.legend()
+    return ax.figure

@@ -4,7 +4,7 @@ A chapter that reproduces a number of the paper calls :func:`record` with its va
 the values land in ``data_dir() / "reproduction_{scale}.json"``, one file per scale. :func:`table`
 lays the paper's numbers (``sda_lite/configs/paper_numbers.json``) beside the values of every scale,
 read from those files or, for a scale that has not been run here, from the copy of a maintainer's
-run shipped in ``data/shipped/`` (marked as such).
+run shipped in ``sda_lite/shipped/`` (marked as such).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import json
 import math
 from pathlib import Path
 
+from sda_lite.checkpoints import SHIPPED
 from sda_lite.config import SCALES, data_dir, scale as get_scale
 from sda_lite.io import write_json
 
 PAPER = Path(__file__).resolve().parent / "configs" / "paper_numbers.json"
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "shipped"
 
 
 def paper() -> dict:

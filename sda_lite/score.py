@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from sda_lite.diffusion import VPSDE
+from sda_lite.schedule import NoiseSchedule
 from sda_lite.nets import ResMLP, TimeEmbedding, UNet
 
 
@@ -105,20 +105,16 @@ def fold(windows: Tensor, k: int, dim: int = -2) -> Tensor:
     return torch.cat((first, middle, last), dim=p)
 
 
-def _schedule(alpha: str, eta: float) -> VPSDE:
-    return VPSDE(lambda x, t: x, (), alpha=alpha, eta=eta)  # used for mu(t) and sigma(t) only
-
-
 class _VParametrised(nn.Module):
     r"""Base of the networks: :math:`\epsilon = \sigma_t x + \mu_t F(x, t)` over ``events`` trailing axes."""
 
     def __init__(self, alpha: str, eta: float, events: int):
         super().__init__()
 
-        self.schedule, self.events = _schedule(alpha, eta), events
+        self.schedule, self.events = NoiseSchedule(alpha, eta), events
 
     def _eps(self, x: Tensor, t: Tensor, F: Tensor) -> Tensor:
-        mu, sigma = (v.to(x).reshape(t.shape + (1,) * self.events) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
+        mu, sigma = (self.schedule.expand(v.to(x), self.events) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
         return sigma * x + mu * F
 
 
@@ -334,7 +330,7 @@ class FieldScoreNet(_VParametrised):
     def gaussian(self, x: Tensor, t: Tensor) -> Tensor:
         r"""The exact predictor :math:`\epsilon_G(x(t), t)` of the Gaussian part, ``x: (*batch, 2k+1, C, H, W)``."""
 
-        mu, sigma = (v.to(x).reshape(t.shape + (1,) * 4) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
+        mu, sigma = (self.schedule.expand(v.to(x), 4) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
         if self.mean is None:
             return sigma * x / (mu**2 + sigma**2)
         d = torch.fft.fft2(x - mu * self.mean, norm="ortho").movedim(-4, -1)  # (*batch, C, H, W, 2k+1)
@@ -357,7 +353,7 @@ class FieldScoreNet(_VParametrised):
             f = torch.sin(self.forcing * y).expand(*h.shape[:-3], 1, x.shape[-2], W)
             h = torch.cat((h, f), dim=-3)
         F = self.unet(h, self.embedding(t)).unflatten(-3, (window, self.features))
-        mu = self.schedule.mu(t).to(x).reshape(t.shape + (1,) * 4)
+        mu = self.schedule.expand(self.schedule.mu(t).to(x), 4)
         return self.gaussian(x, t) + mu * F
 
 
@@ -400,7 +396,7 @@ class GaussianEps(nn.Module):
             raise ValueError(f"cov must be positive semi-definite, got an eigenvalue {lam.min():g}")
 
         self.shape = shape
-        self.schedule = _schedule(alpha, eta)
+        self.schedule = NoiseSchedule(alpha, eta)
         self.register_buffer("mean", mean.flatten())
         self.register_buffer("lam", lam.clamp(min=0))
         self.register_buffer("U", U)

@@ -27,8 +27,23 @@ def test_explicit_scale_wins(monkeypatch):
     assert pick(ci=1, cpu=2, full=3, scale_name="ci") == 1
 
 
-def test_device():
-    assert device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+@pytest.mark.parametrize("available, expected", [(True, "cuda"), (False, "cpu")])
+def test_device_follows_cuda_availability_not_the_scale(monkeypatch, available, expected):
+    r"""CUDA exactly when it is available, whatever ``SDA_SCALE`` says."""
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    for name in ("ci", "cpu", "full"):
+        monkeypatch.setenv("SDA_SCALE", name)
+        assert device() == torch.device(expected)
+
+
+def test_device_computes():
+    r"""The device of this machine holds tensors and computes on them as the CPU does."""
+
+    x = torch.arange(6.0).reshape(2, 3)
+    y = x.to(device())
+    assert y.device.type == device().type
+    assert torch.equal((y @ y.mT).cpu(), torch.tensor([[5.0, 14.0], [14.0, 50.0]]))
 
 
 def test_data_dir(monkeypatch, tmp_path):

@@ -2,9 +2,10 @@ import h5py
 import pytest
 import torch
 
-import sda_lite.data as data
-from sda_lite.data import TrajectoryWindows, ensure_lorenz, load, lorenz_sizes, split_sizes
-from sda_lite.dynamics import NoisyLorenz63
+import sda_lite.lorenz as lorenz
+from sda_lite.io import load, split_sizes
+from sda_lite.lorenz import NoisyLorenz63, ensure_lorenz, lorenz_sizes
+from sda_lite.windows import TrajectoryWindows
 
 TINY = dict(trajectories=20, length=16, burn=8, progress=False)
 
@@ -29,7 +30,7 @@ def test_dataset_shapes_splits_and_attributes(tmp_path):
     assert all(v.dtype == torch.float32 for v in x.values())
     with h5py.File(path) as f:
         assert f.attrs["trajectories"] == 20 and f.attrs["length"] == 16 and f.attrs["burn"] == 8
-        assert f.attrs["seed"] == 3 and f.attrs["dt"] == 0.025 and f.attrs["format"] == data.FORMAT
+        assert f.attrs["seed"] == 3 and f.attrs["dt"] == 0.025 and f.attrs["format"] == lorenz.FORMAT
     # states are standardised, consecutive ones follow the noisy Lorenz transition
     chain = NoisyLorenz63()
     raw = NoisyLorenz63.postprocess(x["train"].double())
@@ -37,9 +38,9 @@ def test_dataset_shapes_splits_and_attributes(tmp_path):
     assert abs(lp.mean().item() - (-1.5 * torch.log(torch.tensor(2 * torch.pi * 0.025)).item() - 1.5)) < 0.3
     assert x["train"].abs().mean() < 2
     # deterministic under the seed; the seed matters
-    again = data.simulate_lorenz(20, 16, 8, seed=3, progress=False)
+    again = lorenz.simulate_lorenz(20, 16, 8, seed=3, progress=False)
     assert torch.equal(torch.cat([x["train"], x["valid"], x["test"]]), again)
-    assert not torch.equal(again, data.simulate_lorenz(20, 16, 8, seed=4, progress=False))
+    assert not torch.equal(again, lorenz.simulate_lorenz(20, 16, 8, seed=4, progress=False))
 
 
 def test_default_path(tmp_path, monkeypatch):
@@ -51,7 +52,7 @@ def test_default_path(tmp_path, monkeypatch):
 def test_valid_file_is_reused(tmp_path, monkeypatch):
     path = ensure_lorenz(tmp_path / "l.h5", "ci", **TINY)
     mtime = path.stat().st_mtime_ns
-    monkeypatch.setattr(data, "simulate_lorenz", lambda *a, **k: pytest.fail("regenerated a valid file"))
+    monkeypatch.setattr(lorenz, "simulate_lorenz", lambda *a, **k: pytest.fail("regenerated a valid file"))
     assert ensure_lorenz(path, "ci", **TINY) == path
     assert path.stat().st_mtime_ns == mtime
 
@@ -96,7 +97,7 @@ def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):
     assert torch.equal(load(path), before)
     monkeypatch.undo()
     # and a new file interrupted leaves nothing at all
-    monkeypatch.setattr(data, "_write", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")))
+    monkeypatch.setattr(lorenz, "write_splits", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")))
     with pytest.raises(RuntimeError, match="disk full"):
         ensure_lorenz(tmp_path / "new.h5", "ci", **TINY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.h5"]

@@ -1,5 +1,3 @@
-import math
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -32,13 +30,33 @@ def test_schedule_end_points_and_monotonicity(alpha):
     assert torch.allclose(mu**2 + sigma**2, torch.ones_like(t) + 1e-6)
 
 
-def test_cosine_schedule_matches_paper():
-    eta = 1e-3
+@pytest.mark.parametrize("eta", [1e-3, 0.2])
+def test_cosine_schedule_matches_paper(eta):
+    r"""The paper's :math:`\mu(t) = \cos^2(\omega t)`, :math:`\omega = \arccos \sqrt{\eta}`, checked
+    through closed forms rather than the formula: the end points, the half-angle identity
+    :math:`\cos^2(a / 2) = (1 + \cos a) / 2` with :math:`\cos(\omega t) = \sqrt{\mu(t)}`, and
+    :math:`\sigma(t)^2 = 1 - \mu(t)^2 + \eta^2`, with hand-computed values for :math:`\eta = 10^{-3}`."""
+
     sde = VPSDE(lambda x, t: x, (1,), eta=eta)
-    t = torch.tensor([0.0, 0.25, 0.5, 1.0])
-    expected = torch.cos(math.acos(math.sqrt(eta)) * t) ** 2
-    assert torch.allclose(sde.mu(t), expected)
-    assert torch.allclose(sde.sigma(t), (1 - expected**2 + eta**2).sqrt())
+
+    def mu(t):
+        return sde.mu(torch.as_tensor(t, dtype=torch.float64))
+
+    def sigma(t):
+        return sde.sigma(torch.as_tensor(t, dtype=torch.float64))
+
+    assert mu(0.0).item() == pytest.approx(1.0, abs=1e-12)
+    assert mu(1.0).item() == pytest.approx(eta, rel=1e-9)  # cos^2(arccos sqrt(eta)) = eta
+    assert mu(0.5).item() == pytest.approx((1 + eta**0.5) / 2, rel=1e-9)
+    assert mu(0.25).item() == pytest.approx((1 + ((1 + eta**0.5) / 2) ** 0.5) / 2, rel=1e-9)
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    torch.testing.assert_close(mu(t / 2), (1 + mu(t).sqrt()) / 2, rtol=1e-9, atol=1e-12)
+    assert sigma(0.0).item() == pytest.approx(eta, rel=1e-6)  # the smallest noise level
+    assert sigma(1.0).item() == pytest.approx(1.0, rel=1e-9)
+    assert sigma(0.5).item() ** 2 == pytest.approx(1 - ((1 + eta**0.5) / 2) ** 2 + eta**2, rel=1e-9)
+    if eta == 1e-3:  # by hand: sqrt(1e-3) = 0.0316227766..., so mu(1/2) = 0.5158113883...
+        assert mu(0.5).item() == pytest.approx(0.5158113883, abs=1e-10)
+        assert sigma(0.5).item() == pytest.approx((1 - 0.5158113883**2 + 1e-6) ** 0.5, abs=1e-9)
 
 
 def test_perturbation_statistics():

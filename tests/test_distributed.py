@@ -17,11 +17,12 @@ import pytest
 import torch
 
 from sda_lite import distributed
-from sda_lite.train import _batches, read_config, train
+from sda_lite.train import read_config, train
+from sda_lite.training import _batches
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS))
-from test_train import Interrupt, data, stop_after, tiny  # noqa: E402
+from helpers import Interrupt, data, stop_after, tiny  # noqa: E402
 
 KWARGS = dict(epochs=4, batch_size=32, lr=1e-2, ema=0.9, every=1, progress=False)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
@@ -48,7 +49,7 @@ WORKER = textwrap.dedent(
     from sda_lite import distributed
     from sda_lite.cli import main
     from sda_lite.train import train
-    from test_train import Interrupt, data, stop_after, tiny
+    from helpers import Interrupt, data, stop_after, tiny
 
     out, kwargs = Path(sys.argv[1]), {kwargs!r}
     kwargs["valid"] = data(64, seed=2)

@@ -171,17 +171,43 @@ def _random_local_prior(length: int, width: int = 32) -> VPSDE:
     return VPSDE(LocalScore(net), (length, 3))
 
 
+class _CountingWindows(torch.nn.Module):
+    r"""Wraps a window network and records, per call, whether a graph is built and how many windows
+    ``w: (n, 2k+1, D)`` it evaluates."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.k, self.calls = net, net.k, []
+
+    def forward(self, w: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.calls.append((torch.is_grad_enabled(), w.shape[0]))
+        return self.net(w, t)
+
+    def windows(self, graph: bool) -> int:
+        r"""The number of windows evaluated with (``graph=True``) or without a graph."""
+
+        return sum(n for g, n in self.calls if g == graph)
+
+
 @pytest.mark.parametrize("cls,kwargs", [(SDAGuidance, {"std": 0.05}), (DPSGuidance, {}), (MMPSGuidance, {"std": 0.05})])
 def test_local_fast_path_is_exact(cls, kwargs):
-    local = _random_local_prior(21)
+    r"""With a local prior, the guidance differentiates the network on the windows of the observed
+    states only, not on all of them, and gives the dense path's result."""
+
+    local = _random_local_prior(21)  # k = 2: L - 2k = 17 windows per trajectory
+    counter = local.eps.net = _CountingWindows(local.eps.net)
     dense = VPSDE(lambda x, t: local.eps(x, t), local.shape)  # hides the locality: dense gradients
-    A, y = compose(every(8), select(0)), torch.randn(3, 1)
+    A, y = compose(every(8), select(0)), torch.randn(3, 1)  # the states 0, 8 and 16
     fast, slow = cls(y, A, sde=local, **kwargs), cls(y, A, sde=dense, **kwargs)
-    assert fast.local is not None and slow.local is None
-    assert fast.local[2] == [0, 6, 14]  # the windows of the states 0, 8 and 16
     x = torch.randn(4, 21, 3)
     for t in (torch.tensor(0.3), torch.rand(4)):
-        assert torch.allclose(fast(x, t), slow(x, t), atol=1e-4, rtol=1e-4)
+        counter.calls.clear()
+        expected = slow(x, t)
+        assert counter.windows(graph=True) == 4 * 17  # dense: every window in the graph
+        counter.calls.clear()
+        assert torch.allclose(fast(x, t), expected, atol=1e-4, rtol=1e-4)
+        assert counter.windows(graph=True) == 4 * 3  # fast: one window per observed state
+        assert counter.windows(graph=False) == 4 * 17  # and one pass without a graph for eps
 
 
 def test_mmps_with_a_nonlinear_operator_runs(problem):

@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from sda_lite.kolmogorov import (
-    KolmogorovFlow,
-    _jax,
-    _settings,
-    coarsen,
-    ensure_kolmogorov,
-    generate_kolmogorov,
-    kolmogorov_sizes,
-    upsample,
-    vorticity,
-)
+from sda_lite.fields import coarsen, upsample, vorticity
+from sda_lite.kolmogorov.data import _settings, ensure_kolmogorov, generate_kolmogorov, kolmogorov_sizes
+from sda_lite.kolmogorov.flow import KolmogorovFlow, _jax
 
 SIZE = 32  # simulated grid of the tests (11 inner steps per state)
 TINY = dict(size=SIZE, r=4, trajectories=10, burn=2, length=3)  # stored 8 x 8; batch=1 for exact resumes
@@ -344,7 +336,7 @@ def test_configs():
             assert build_prior(model).shape == (5, 2, model["grid"], model["grid"])
     model, schedule = load_configs("kolmogorov", "full")  # the paper's
     assert model["channels"] == [96, 192, 384] and model["blocks"] == 3 and model["embedding"] == 64
-    assert schedule == {"weight_decay": 1e-3, "schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 32, "lr": 2e-4}
+    assert schedule == {"weight_decay": 1e-3, "lr_schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 32, "lr": 2e-4}
 
 
 def test_gaussian_part_is_the_exact_predictor_of_a_stationary_gaussian():

@@ -213,7 +213,7 @@ def test_given_observations(x_true):
 
 
 def test_rollout(monkeypatch):
-    import sda_lite.scenarios as scenarios
+    import sda_lite.kolmogorov.scenarios as scenarios
     from sda_lite.kolmogorov import KolmogorovFlow, coarsen, upsample
 
     monkeypatch.setattr(scenarios, "kolmogorov_sizes", lambda scale=None: {"size": 32})  # a 32 x 32 simulation

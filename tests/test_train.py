@@ -11,6 +11,9 @@ import torch
 from torch import Tensor, nn
 
 import sda_lite.train as T
+import sda_lite.checkpoints as checkpoints
+import sda_lite.priors as priors
+import sda_lite.training as training
 from sda_lite.diffusion import VPSDE
 from sda_lite.train import (
     check_config,
@@ -23,29 +26,7 @@ from sda_lite.train import (
     train,
 )
 
-
-class TinyEps(nn.Module):
-    r"""A stand-in noise network over ``x: (*batch, D)``: an MLP of ``(x, t)``."""
-
-    def __init__(self, D: int = 2, width: int = 16):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(D + 1, width), nn.SiLU(), nn.Linear(width, D))
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype).expand(x.shape[:-1])
-        return self.net(torch.cat((x, t[..., None]), dim=-1))
-
-
-def tiny(seed: int = 0) -> VPSDE:
-    torch.manual_seed(seed)
-    return VPSDE(TinyEps(), shape=(2,))
-
-
-def data(n: int = 256, seed: int = 1) -> Tensor:
-    r"""A narrow Gaussian ``(n, 2)`` around (1, -1): easy to denoise, so the loss can fall far."""
-
-    g = torch.Generator().manual_seed(seed)
-    return torch.tensor([1.0, -1.0]) + 0.1 * torch.randn(n, 2, generator=g)
+from helpers import Interrupt, TinyEps, data, stop_after, tiny
 
 
 def weights(sde: nn.Module) -> dict[str, Tensor]:
@@ -95,7 +76,7 @@ def test_lr_schedule_end_points(schedule):
     assert lr_factor(schedule, 100, 100) == pytest.approx(0, abs=1e-12)
     assert lr_factor("constant", 100, 100) == 1
     # In a run the decay spans every step: the learning rate at the end of epoch e of E.
-    history = train(tiny(), data(64), epochs=4, batch_size=16, lr=0.1, schedule=schedule, progress=False)
+    history = train(tiny(), data(64), epochs=4, batch_size=16, lr=0.1, lr_schedule=schedule, progress=False)
     expected = [0.1 * lr_factor(schedule, 4 * (e + 1), 16) for e in range(4)]
     assert history["lr"] == pytest.approx(expected, abs=1e-12)
     assert history["lr"][-1] == pytest.approx(0, abs=1e-12)
@@ -128,7 +109,7 @@ def test_epoch_size():
         (dict(epochs=0), ["epochs", "0"]),
         (dict(lr=0.0), ["lr", "0.0"]),
         (dict(lr=-1e-3), ["lr", "-0.001"]),
-        (dict(schedule="step"), ["schedule", "'step'", "linear"]),
+        (dict(lr_schedule="step"), ["schedule", "'step'", "linear"]),
         (dict(batch_size=65), ["batch_size", "65", "64"]),
         (dict(batch_size=0), ["batch_size", "0"]),
         (dict(weight_decay=-1.0), ["weight_decay", "-1.0"]),
@@ -168,18 +149,6 @@ def test_mismatch_names_field(tmp_path):
     with pytest.raises(ValueError, match=r"'depth'.*None.*3"):
         check_config({"width": 16}, {"width": 16, "depth": 3})
     check_config({"channels": (64,)}, {"channels": [64]})  # equal once in JSON
-
-
-class Interrupt(Exception):
-    pass
-
-
-def stop_after(epoch: int):
-    def callback(e: int, history: dict) -> None:
-        if e == epoch:
-            raise Interrupt
-
-    return callback
 
 
 @pytest.mark.parametrize("every", [1, 2])
@@ -245,7 +214,7 @@ def test_atomic_write(tmp_path, monkeypatch):
             f.write(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(T.torch, "save", broken_save)
+    monkeypatch.setattr(checkpoints.torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(directory, {"model": None}, {"model": {}})
     with pytest.raises(OSError, match="disk full"):
@@ -262,14 +231,14 @@ def test_interrupted_swap_recovers_previous(tmp_path, monkeypatch):
 
     directory = tmp_path / "ckpt"
     save_checkpoint(directory, {"v": 1}, {"w": torch.ones(2)})
-    replace = T.os.replace
+    replace = checkpoints.os.replace
 
     def second_fails(src, dst):
         if str(dst) == str(directory):
             raise OSError("power cut")
         return replace(src, dst)
 
-    monkeypatch.setattr(T.os, "replace", second_fails)
+    monkeypatch.setattr(checkpoints.os, "replace", second_fails)
     with pytest.raises(OSError, match="power cut"):
         save_checkpoint(directory, {"v": 2}, {"w": torch.zeros(2)})
     monkeypatch.undo()
@@ -353,7 +322,7 @@ def shipped(tmp_path, monkeypatch):
     r"""An empty data_dir() and a shipped directory holding the finished checkpoint "tiny" (2 epochs)."""
 
     monkeypatch.setenv("SDA_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(T, "SHIPPED", tmp_path / "shipped")
+    monkeypatch.setattr(priors, "SHIPPED", tmp_path / "shipped")
     T.train_prior(tmp_path / "shipped" / "tiny", LOCAL, {"epochs": 2, "batch_size": 16}, data=windows, progress=False)
     return tmp_path / "shipped" / "tiny"
 
@@ -402,7 +371,7 @@ def test_trajectory_windows_batches():
 
     x = torch.arange(4 * 10 * 2.0).reshape(4, 10, 2)
     windows = TrajectoryWindows(x, window=3, length=8)
-    for batch in T._batches(windows, 4, torch.Generator().manual_seed(0), size=16):
+    for batch in training._batches(windows, 4, torch.Generator().manual_seed(0), size=16):
         assert batch.shape == (4, 3, 2)
         for w in batch:
             n, i = divmod(int(w[0, 0].item()) // 2, 10)
@@ -421,7 +390,7 @@ def test_ema_and_bf16(tmp_path):
 def test_load_configs(tmp_path):
     model, schedule = T.load_configs("lorenz_local", "full")
     assert model == {"kind": "local", "features": 3, "k": 2, "embedding": 32, "alpha": "cos", "eta": 1e-3, "width": 256, "depth": 5}
-    assert schedule == {"weight_decay": 1e-3, "schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 64, "lr": 1e-3}
+    assert schedule == {"weight_decay": 1e-3, "lr_schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 64, "lr": 1e-3}
     assert {"lorenz_local", "lorenz_global"} <= set(T.families())
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"ci": {"model": LOCAL, "train": {"epochs": 2}}}))
@@ -444,21 +413,25 @@ def test_load_configs(tmp_path):
             T.load_configs(str(path), "ci")
 
 
-def test_lorenz_configs_match_checkpoints():
-    r"""The configs read from the files are those the existing checkpoints of data/ were trained with."""
+def test_lorenz_configs_match_checkpoints(tmp_path, monkeypatch):
+    r"""The checkpoints shipped with the package (``T.SHIPPED``) were trained with the configs that the
+    files give today, so that on a fresh clone (an empty data_dir()) the lookup finds them instead of
+    training."""
 
-    from sda_lite.config import data_dir
-
-    assert T.lorenz_configs("local", 3, "ci")[0]["k"] == 3
+    model, schedule = T.load_configs("lorenz_local", "ci")
+    assert T.lorenz_configs("local", 3, "ci") == ({**model, "k": 3}, schedule)
     assert T.lorenz_configs("global", 3, "ci") == T.load_configs("lorenz_global", "ci")
     with pytest.raises(ValueError, match="'mlp'"):
         T.lorenz_configs("mlp")
-    for directory in sorted(data_dir().glob("lorenz_*_*")):
-        meta = read_config(directory)
-        if meta is None:
-            continue
+    monkeypatch.setenv("SDA_DATA", str(tmp_path))  # a fresh clone: nothing trained locally
+    shipped = sorted(path.parent for path in T.SHIPPED.glob("lorenz_*/config.json"))
+    assert {f"lorenz_local_k{k}_cpu" for k in (1, 2, 4)} <= {d.name for d in shipped}
+    for directory in shipped:  # lorenz_local_k{k}_{scale} or lorenz_global_{scale}
         kind, *rest = directory.name.removeprefix("lorenz_").split("_")
-        k = int(rest[0][1:]) if kind == "local" else 2
+        k = int(rest[0].removeprefix("k")) if kind == "local" else 2
         model, schedule = T.lorenz_configs(kind, k, rest[-1])
+        meta = read_config(directory)
         assert meta["model"] == model, directory
         assert {key: meta["train"][key] for key in schedule} == schedule, directory
+        assert meta["progress"]["epoch"] == schedule["epochs"], directory  # finished
+        assert T.checkpoint(directory.name, model, schedule) == directory
