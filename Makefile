@@ -1,7 +1,7 @@
 # One task runner for sda-lite. Every target builds the virtual environment first if needed.
 #
 #   make book   set up from nothing, then execute every chapter and build the HTML book
-#   make test   set up from nothing, then run the unit tests, every chapter under nbval, and the
+#   make test   set up from nothing, then lint (ruff), run the unit tests, every chapter under nbval, and the
 #               browser check of the HTML book (built at SDA_SCALE=ci; skipped without Chromium)
 #   make lab    set up from nothing, then open JupyterLab on the book
 #
@@ -21,7 +21,7 @@ STAMP  := $(VENV)/.installed
 CHAPTERS := $(shell grep -l '^jupytext:' book/*.md)
 NOTEBOOKS := $(CHAPTERS:.md=.ipynb)
 
-.PHONY: install book test unit nbval browser lab notebooks clean
+.PHONY: install book test lint unit nbval browser lab notebooks clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build book --warningiserror --keep-going --quiet
 	@echo "HTML book: book/_build/html/index.html"
 
+# Lint and format checks (ruff, configured in pyproject.toml), before anything runs.
+lint: $(STAMP)
+	$(BIN)/ruff check sda_lite tests benchmarks
+	$(BIN)/ruff format --check sda_lite tests benchmarks
+
 unit: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests --ignore=tests/test_browser.py
 
@@ -53,7 +58,7 @@ browser: $(STAMP)
 	SDA_SCALE=$${SDA_SCALE:-ci} $(BIN)/jupyter-book build book --warningiserror --keep-going --quiet
 	MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider tests/test_browser.py
 
-test: unit nbval browser
+test: lint unit nbval browser
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab book

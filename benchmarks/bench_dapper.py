@@ -38,18 +38,24 @@ EXPERIMENTS = [
 ]
 
 
-def sakov2012(cycles: int = 1000, seed: int = 0) -> tuple[Deterministic, Tensor, Tensor, torch.Generator]:
+def sakov2012(
+    cycles: int = 1000, seed: int = 0
+) -> tuple[Deterministic, Tensor, Tensor, torch.Generator]:
     r"""The truth ``(cycles * 25 + 1, 3)`` from state 0 and the observations ``(cycles, 3)`` of states 25, 50, ..."""
 
     chain = Deterministic(NoisyLorenz63(dt=0.01))
     g = torch.Generator().manual_seed(seed)
-    x0 = torch.tensor(MU0, dtype=torch.float64) + STD * torch.randn(3, generator=g, dtype=torch.float64)
+    x0 = torch.tensor(MU0, dtype=torch.float64) + STD * torch.randn(
+        3, generator=g, dtype=torch.float64
+    )
     x = chain.trajectory(x0, cycles * EVERY + 1)
     y = x[EVERY::EVERY] + STD * torch.randn(cycles, 3, generator=g, dtype=torch.float64)
     return chain, x, y, g
 
 
-def analysis_rmse(method: str, N: int | None, cycles: int = 1000, seed: int = 0, burn: int = BURN, **settings) -> float:
+def analysis_rmse(
+    method: str, N: int | None, cycles: int = 1000, seed: int = 0, burn: int = BURN, **settings
+) -> float:
     r"""The time-averaged analysis RMSE of one method on the Sakov 2012 set-up (cycles after ``burn``)."""
 
     chain, x, y, g = sakov2012(cycles, seed)
@@ -58,7 +64,9 @@ def analysis_rmse(method: str, N: int | None, cycles: int = 1000, seed: int = 0,
         means = x.mean(0).expand_as(truth)
     else:
         # The initial ensemble, moved to the first observation (state 25), where our filters start.
-        E0 = torch.tensor(MU0, dtype=torch.float64) + STD * torch.randn(N, 3, generator=g, dtype=torch.float64)
+        E0 = torch.tensor(MU0, dtype=torch.float64) + STD * torch.randn(
+            N, 3, generator=g, dtype=torch.float64
+        )
         E0 = chain.trajectory(E0, EVERY + 1)[:, -1]
         A = lambda x: x  # noqa: E731
         if method == "enkf":
@@ -66,25 +74,33 @@ def analysis_rmse(method: str, N: int | None, cycles: int = 1000, seed: int = 0,
             means = E[:, ::EVERY].mean(0)
         elif method == "pf":
             steps = bootstrap_filter(chain, y, A, STD, every=EVERY, x0=E0, generator=g, **settings)
-            means = torch.stack([s.log_w.exp() @ s.x for i, s in enumerate(steps) if i % EVERY == 0])
+            means = torch.stack(
+                [s.log_w.exp() @ s.x for i, s in enumerate(steps) if i % EVERY == 0]
+            )
         else:
             raise ValueError(f"method={method!r}: expected 'climatology', 'enkf' or 'pf'")
     return rmse(means, truth, dim=-1)[burn:].mean().item()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     burn = min(BURN, args.cycles // 10)
 
-    print(f"Lorenz-63, DAPPER 'Sakov 2012': {args.cycles} cycles (burn-in {burn}), seeds {args.seeds}")
+    print(
+        f"Lorenz-63, DAPPER 'Sakov 2012': {args.cycles} cycles (burn-in {burn}), seeds {args.seeds}"
+    )
     print(f"| {'method':<28} | {'N':>4} | {'our RMSE':>13} | {'DAPPER':>6} | {'time (s)':>8} |")
     print(f"|{'-' * 30}|{'-' * 6}|{'-' * 15}|{'-' * 8}|{'-' * 10}|")
     for name, method, N, settings, reference in EXPERIMENTS:
         start = time.perf_counter()
-        scores = torch.tensor([analysis_rmse(method, N, args.cycles, s, burn, **settings) for s in args.seeds])
+        scores = torch.tensor(
+            [analysis_rmse(method, N, args.cycles, s, burn, **settings) for s in args.seeds]
+        )
         seconds = (time.perf_counter() - start) / len(args.seeds)
         ours = f"{scores.mean():.3f}" + (f" ± {scores.std():.3f}" if len(scores) > 1 else "")
         print(f"| {name:<28} | {N or '':>4} | {ours:>13} | {reference:>6.2f} | {seconds:>8.1f} |")

@@ -34,11 +34,22 @@ def worker(epochs: int, steps: int) -> None:
     schedule |= {"epochs": epochs, "epoch_size": steps * schedule["batch_size"]}
     windows, _ = lorenz_windows(2 * model["k"] + 1, "cpu")
     stamps = []
-    train(build_prior(model), windows, progress=False, callback=lambda e, h: stamps.append(time.perf_counter()), **schedule)
+    train(
+        build_prior(model),
+        windows,
+        progress=False,
+        callback=lambda e, h: stamps.append(time.perf_counter()),
+        **schedule,
+    )
     if distributed.is_main():
         seconds = stamps[-1] - stamps[0]
         rate = (epochs - 1) * steps * schedule["batch_size"] / seconds
-        print("RESULT " + json.dumps({"samples_per_s": rate, "seconds": seconds, "processes": distributed.world()}))
+        print(
+            "RESULT "
+            + json.dumps(
+                {"samples_per_s": rate, "seconds": seconds, "processes": distributed.world()}
+            )
+        )
     distributed.teardown()
 
 
@@ -58,15 +69,33 @@ def main() -> None:
     if args.worker:
         return worker(args.epochs, args.steps)
 
-    me = [sys.executable, __file__, "--worker", "--epochs", str(args.epochs), "--steps", str(args.steps)]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.processes)]
+    me = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--epochs",
+        str(args.epochs),
+        "--steps",
+        str(args.steps),
+    ]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(args.processes),
+    ]
     runs = {
         "1 process x 1 thread": run(me, 1),
         f"1 process x {args.processes} threads": run(me, args.processes),
         f"{args.processes} processes x 1 thread (gloo)": run([*torchrun, *me[1:]], 1),
     }
     base = runs["1 process x 1 thread"]["samples_per_s"]
-    print(f"cpu-scale Lorenz prior, global batch 256, {args.steps} steps x {args.epochs - 1} timed epochs, {os.cpu_count()} CPU cores")
+    print(
+        f"cpu-scale Lorenz prior, global batch 256, {args.steps} steps x {args.epochs - 1} "
+        f"timed epochs, {os.cpu_count()} CPU cores"
+    )
     for name, r in runs.items():
         print(f"{name:32s} {r['samples_per_s']:9.0f} samples/s  ({r['samples_per_s'] / base:.2f}x)")
 

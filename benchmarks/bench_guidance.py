@@ -54,8 +54,12 @@ class PaperStyleNet(nn.Module):
         self.register_buffer("freqs", math.pi * torch.arange(1, 17))
         self.embed = nn.Sequential(nn.Linear(32, 256), nn.SiLU(), nn.Linear(256, embedding))
         sizes = [n + embedding] + [width] * depth + [n]
-        self.projections = nn.ModuleList(nn.Linear(a, b) if a != b else nn.Identity() for a, b in zip(sizes[:-1], sizes[1:]))
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(b, b), nn.SiLU(), nn.Linear(b, b)) for b in sizes[1:])
+        self.projections = nn.ModuleList(
+            nn.Linear(a, b) if a != b else nn.Identity() for a, b in zip(sizes[:-1], sizes[1:])
+        )
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(b, b), nn.SiLU(), nn.Linear(b, b)) for b in sizes[1:]
+        )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = self.freqs * t[..., None]
@@ -71,7 +75,8 @@ class PaperStyleNet(nn.Module):
 
 
 class PlusGaussian(nn.Module):
-    r"""``eps(x, t)`` plus the noise predictor of :math:`\mathcal{N}(0, I)`, :math:`\sigma_t x / (\mu_t^2 + \sigma_t^2)`.
+    r"""``eps(x, t)`` plus the noise predictor of :math:`\mathcal{N}(0, I)`,
+    :math:`\sigma_t x / (\mu_t^2 + \sigma_t^2)`.
 
     An untrained network that predicts :math:`\epsilon \approx 0` has the denoiser :math:`x / \mu_t`,
     which makes guided sampling diverge. With its last layers zeroed, the paper-style network plus
@@ -144,15 +149,24 @@ def speed(repeats: int, steps: int, bf16_steps: int) -> None:
         "paper-style": (sampler(PaperStyleGuidance(y, A, paper_prior)), steps),
         "float32, dense": (sampler(SDAGuidance(y, A, STD, hidden, gamma=GAMMA)), steps),
         "float32": (sampler(SDAGuidance(y, A, STD, prior, gamma=GAMMA)), steps),
-        "bfloat16": (sampler(SDAGuidance(y, A, STD, prior, gamma=GAMMA, precision="bfloat16")), min(steps, bf16_steps)),
+        "bfloat16": (
+            sampler(SDAGuidance(y, A, STD, prior, gamma=GAMMA, precision="bfloat16")),
+            min(steps, bf16_steps),
+        ),
     }
     best = {name: (math.inf, math.inf) for name in variants}
     for _ in range(repeats):
         for name, (sde, n) in variants.items():
             best[name] = min(best[name], timed(sde, n))
 
-    print(f"SDA guided sampling, 'lo': {SAMPLES} x {L} states, k = {K}, width 256, depth 5, {STEPS} steps, C = {CORRECTIONS}")
-    print(f"{'variant':<16} {'wall time':>10} {'traj.-steps/s':>14} {'vs 13.6 s':>10} {'vs paper-style':>15} {'CPU time':>9} {'vs paper-style':>15}")
+    print(
+        f"SDA guided sampling, 'lo': {SAMPLES} x {L} states, k = {K}, width 256, depth 5, "
+        f"{STEPS} steps, C = {CORRECTIONS}"
+    )
+    print(
+        f"{'variant':<16} {'wall time':>10} {'traj.-steps/s':>14} {'vs 13.6 s':>10} "
+        f"{'vs paper-style':>15} {'CPU time':>9} {'vs paper-style':>15}"
+    )
     wall0, cpu0 = best["paper-style"]
     for name, (wall, cpu) in best.items():
         mark = "*" if variants[name][1] != STEPS else " "
@@ -163,7 +177,10 @@ def speed(repeats: int, steps: int, bf16_steps: int) -> None:
     print("traj.-steps/s: posterior trajectories times predictor steps per second (wall clock);")
     print("CPU time: all threads of this process, less sensitive to other processes than wall time")
     if any(n != STEPS for _, n in variants.values()):
-        print("* extrapolated to 64 steps from " + ", ".join(f"{n} ({name})" for name, (_, n) in variants.items() if n != STEPS))
+        print(
+            "* extrapolated to 64 steps from "
+            + ", ".join(f"{n} ({name})" for name, (_, n) in variants.items() if n != STEPS)
+        )
 
 
 def accuracy(scale_name: str, samples: int) -> None:
@@ -178,7 +195,9 @@ def accuracy(scale_name: str, samples: int) -> None:
     def draw(sde: VPSDE, precision: str, seed: int) -> torch.Tensor:
         guided = sampler(SDAGuidance(y, A, STD, sde, gamma=GAMMA, precision=precision))
         torch.manual_seed(seed)
-        return chain.postprocess(guided.sample(samples, steps=STEPS, corrections=CORRECTIONS, tau=TAU))
+        return chain.postprocess(
+            guided.sample(samples, steps=STEPS, corrections=CORRECTIONS, tau=TAU)
+        )
 
     runs = {
         "float32, dense": draw(hidden, "float32", 0),
@@ -190,7 +209,9 @@ def accuracy(scale_name: str, samples: int) -> None:
     print(f"\naccuracy, trained '{scale_name}' prior, {samples} posteriors of one 'lo' observation")
     print(f"{'run':<16} {'log p(x)':>10} {'W1 to float32, dense':>21}")
     for name, x in runs.items():
-        print(f"{name:<16} {log_px(chain, x).item():>10.2f} {w1(x, reference) if x is not reference else 0.0:>21.3f}")
+        print(
+            f"{name:<16} {log_px(chain, x).item():>10.2f} {w1(x, reference) if x is not reference else 0.0:>21.3f}"
+        )
     print("(W1 of 'float32, seed 1' is the Monte Carlo floor)")
 
 
@@ -198,8 +219,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=STEPS, help="steps actually run (times are scaled to 64)")
-    parser.add_argument("--bf16-steps", type=int, default=4, help="steps run in bfloat16 (slow without native support)")
+    parser.add_argument(
+        "--steps", type=int, default=STEPS, help="steps actually run (times are scaled to 64)"
+    )
+    parser.add_argument(
+        "--bf16-steps",
+        type=int,
+        default=4,
+        help="steps run in bfloat16 (slow without native support)",
+    )
     parser.add_argument("--accuracy", action="store_true")
     parser.add_argument("--scale", default="ci")
     parser.add_argument("--samples", type=int, default=256)

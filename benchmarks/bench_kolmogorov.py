@@ -30,7 +30,13 @@ from pathlib import Path
 
 import torch
 
-from sda_lite.kolmogorov import KolmogorovFlow, _jax, ensure_kolmogorov, kolmogorov_prior, kolmogorov_sizes
+from sda_lite.kolmogorov import (
+    KolmogorovFlow,
+    _jax,
+    ensure_kolmogorov,
+    kolmogorov_prior,
+    kolmogorov_sizes,
+)
 from sda_lite.train import prior_for_length
 
 
@@ -84,11 +90,15 @@ def bench_sample(scale: str, steps: int, length: int = 8) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[32, 64, 128, 256])
-    parser.add_argument("--states", type=int, default=None, help="states timed per size (default: by size)")
+    parser.add_argument(
+        "--states", type=int, default=None, help="states timed per size (default: by size)"
+    )
     parser.add_argument("--batch", type=int, default=1, help="states simulated at once (jax.vmap)")
     parser.add_argument("--dataset", nargs="*", default=[], choices=["ci", "cpu", "full"])
     parser.add_argument("--sample", nargs="*", default=[], choices=["ci", "cpu", "full"])
-    parser.add_argument("--steps", type=int, default=256, help="predictor steps when sampling (the paper: 256)")
+    parser.add_argument(
+        "--steps", type=int, default=256, help="predictor steps when sampling (the paper: 256)"
+    )
     args = parser.parse_args()
 
     jax = _jax()

@@ -31,8 +31,12 @@ from sda_lite.train import build_prior, prior_for_length, train
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for training and sampling")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--bf16", action="store_true", help="bfloat16 autocast for training and sampling"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--depth", type=int, default=5)
@@ -42,42 +46,71 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=65)
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--corrections", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the best is kept)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed repetitions (the best is kept)"
+    )
     args = parser.parse_args()
 
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = device()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    config = {"kind": "local", "features": 3, "k": args.k, "width": args.width, "depth": args.depth, "embedding": 32}
+    config = {
+        "kind": "local",
+        "features": 3,
+        "k": args.k,
+        "width": args.width,
+        "depth": args.depth,
+        "embedding": 32,
+    }
     torch.manual_seed(0)
     sde = build_prior(config)
     windows = TrajectoryWindows(torch.randn(1024, 256, 3), 2 * args.k + 1)
-    print(f"device {dev}, {torch.get_num_threads()} threads, torch {torch.__version__}, {'bfloat16 autocast' if args.bf16 else 'float32'}")
-    print(f"network: local k={args.k}, width {args.width}, depth {args.depth}, {sum(p.numel() for p in sde.parameters())} parameters")
+    print(
+        f"device {dev}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{'bfloat16 autocast' if args.bf16 else 'float32'}"
+    )
+    print(
+        f"network: local k={args.k}, width {args.width}, depth {args.depth}, "
+        f"{sum(p.numel() for p in sde.parameters())} parameters"
+    )
 
     # Training: the library loop, one epoch of train_steps batches (after one warm-up epoch).
     def epoch(steps: int) -> float:
         sync()
         start = time.perf_counter()
-        train(sde, windows, epochs=1, batch_size=args.batch, epoch_size=args.batch * steps, bf16=args.bf16, progress=False)
+        train(
+            sde,
+            windows,
+            epochs=1,
+            batch_size=args.batch,
+            epoch_size=args.batch * steps,
+            bf16=args.bf16,
+            progress=False,
+        )
         sync()
         return time.perf_counter() - start
 
     epoch(10)
     seconds = min(epoch(args.train_steps) for _ in range(args.repeats))
-    print(f"training: {args.train_steps} steps of {args.batch} windows in {seconds:.2f} s -> "
-          f"{args.train_steps * args.batch / seconds:,.0f} windows/s, {args.train_steps / seconds:,.1f} steps/s")
+    print(
+        f"training: {args.train_steps} steps of {args.batch} windows in {seconds:.2f} s -> "
+        f"{args.train_steps * args.batch / seconds:,.0f} windows/s, {args.train_steps / seconds:,.1f} steps/s"
+    )
 
     # Sampling: trajectories of `length` states from the composed prior.
     prior = prior_for_length(sde.eval(), args.length)
-    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if args.bf16 else nullcontext
+    autocast = (
+        (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if args.bf16 else nullcontext
+    )
 
     def draw() -> float:
         sync()
         start = time.perf_counter()
         with autocast():
-            x = prior.sample((args.trajectories,), steps=args.steps, corrections=args.corrections, tau=0.25)
+            x = prior.sample(
+                (args.trajectories,), steps=args.steps, corrections=args.corrections, tau=0.25
+            )
         sync()
         assert x.isfinite().all()
         return time.perf_counter() - start
@@ -86,9 +119,11 @@ def main() -> None:
         prior.sample((args.trajectories,), steps=2, corrections=args.corrections)  # warm-up
     seconds = min(draw() for _ in range(args.repeats))
     evaluations = args.trajectories * args.steps * (1 + args.corrections)
-    print(f"sampling: {args.trajectories} trajectories x {args.length} states, {args.steps} steps, {args.corrections} "
-          f"correction(s) in {seconds:.2f} s -> {evaluations / seconds:,.0f} trajectory-steps/s (corrections counted), "
-          f"{args.trajectories * args.steps / seconds:,.0f} (predictor steps only; paper's code, guided: ~300)")
+    print(
+        f"sampling: {args.trajectories} trajectories x {args.length} states, {args.steps} steps, {args.corrections} "
+        f"correction(s) in {seconds:.2f} s -> {evaluations / seconds:,.0f} trajectory-steps/s (corrections counted), "
+        f"{args.trajectories * args.steps / seconds:,.0f} (predictor steps only; paper's code, guided: ~300)"
+    )
 
 
 if __name__ == "__main__":

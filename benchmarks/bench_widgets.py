@@ -14,9 +14,12 @@ import argparse
 import os
 import time
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads while the panel draws (Panel.threads)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads while the panel draws (Panel.threads)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="changes of each kind")
     args = parser.parse_args()
     from sda_lite import widgets
@@ -25,13 +28,19 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         action()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(f"{what:<44} {wall:6.2f} s wall {cpu:6.2f} s cpu   load {os.getloadavg()[0]:.1f}   {panel.status.value}", flush=True)
+        print(
+            f"{what:<44} {wall:6.2f} s wall {cpu:6.2f} s cpu   load {os.getloadavg()[0]:.1f}   {panel.status.value}",
+            flush=True,
+        )
         return wall
 
     panel = None
     start = time.perf_counter()
     widgets.lorenz_window_prior(2)  # loading the checkpoint is not a response
-    print(f"prior loaded in {time.perf_counter() - start:.1f} s; {os.cpu_count()} cores, {args.threads} torch thread(s) after the first figure")
+    print(
+        f"prior loaded in {time.perf_counter() - start:.1f} s; {os.cpu_count()} cores, "
+        f"{args.threads} torch thread(s) after the first figure"
+    )
 
     def make() -> None:
         nonlocal panel
@@ -43,9 +52,13 @@ def main() -> None:
     times = {"gamma": [], "sigma_y": []}
     for i in range(args.repeat):
         g = 3e-2 * 2 ** (i + 1)
-        times["gamma"].append(timed(f"gamma -> {g:.3g} (filter cached)", lambda: setattr(gamma, "value", g)))
+        times["gamma"].append(
+            timed(f"gamma -> {g:.3g} (filter cached)", lambda g=g: setattr(gamma, "value", g))
+        )
         s_prev, s = sigma.value, 0.05 * (1 + (i + 1) / 10)
-        times["sigma_y"].append(timed(f"sigma_y -> {s:.3g} (filter runs again)", lambda: setattr(sigma, "value", s)))
+        times["sigma_y"].append(
+            timed(f"sigma_y -> {s:.3g} (filter runs again)", lambda s=s: setattr(sigma, "value", s))
+        )
     timed(f"sigma_y back to {s_prev:.3g} (image cache)", lambda: setattr(sigma, "value", s_prev))
     for name, values in times.items():
         print(f"median response to a {name} change: {sorted(values)[len(values) // 2]:.2f} s")

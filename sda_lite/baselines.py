@@ -20,7 +20,8 @@ and ``y: (K, M)``. Trajectories have ``L >= (K - 1) n + 1`` states (``length``, 
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from sda_lite.chain import MarkovChain
 
-Operator = Callable[[Tensor], Tensor]
+StateMap = Callable[[Tensor], Tensor]  # a state (*, D) -> its observation (*, M)
 
 
 class Deterministic(MarkovChain):
@@ -40,10 +41,14 @@ class Deterministic(MarkovChain):
 
     def __init__(self, chain: MarkovChain):
         if not callable(getattr(chain, "rk4", None)):
-            raise ValueError(f"chain={type(chain).__name__}: expected a chain with a deterministic rk4(x) step")
+            raise ValueError(
+                f"chain={type(chain).__name__}: expected a chain with a deterministic rk4(x) step"
+            )
         self.chain, self.D = chain, chain.D
 
-    def prior(self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None) -> Tensor:
+    def prior(
+        self, shape: tuple[int, ...] = (), generator: torch.Generator | None = None
+    ) -> Tensor:
         return self.chain.prior(shape, generator=generator)
 
     def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -53,7 +58,9 @@ class Deterministic(MarkovChain):
         raise NotImplementedError("a deterministic transition has no density")
 
 
-def _setup(chain: MarkovChain, y: Tensor, A: Operator, std, every: int, length: int | None, x: Tensor):
+def _setup(
+    chain: MarkovChain, y: Tensor, A: StateMap, std, every: int, length: int | None, x: Tensor
+):
     r"""Validates the common arguments; returns ``std`` as a tensor and the trajectory length ``L``."""
 
     if not isinstance(y, Tensor) or y.ndim != 2 or y.shape[0] < 1:
@@ -64,13 +71,18 @@ def _setup(chain: MarkovChain, y: Tensor, A: Operator, std, every: int, length: 
     K, M = y.shape
     L = (K - 1) * every + 1 if length is None else length
     if not isinstance(L, int) or L < (K - 1) * every + 1:
-        raise ValueError(f"length={length!r}: expected an integer >= {(K - 1) * every + 1} to hold {K} observations every {every} states")
+        raise ValueError(
+            f"length={length!r}: expected an integer >= {(K - 1) * every + 1} to hold {K} observations "
+            f"every {every} states"
+        )
     if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[-1] != chain.D:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x0 has shape {shape}: expected an ensemble (N, {chain.D})")
     Ax = A(x)
     if Ax.shape[-1] != M:
-        raise ValueError(f"A maps a state to {Ax.shape[-1]} values but y has M = {M}: expected A(x): (*batch, {M})")
+        raise ValueError(
+            f"A maps a state to {Ax.shape[-1]} values but y has M = {M}: expected A(x): (*batch, {M})"
+        )
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
     if not (std > 0).all() or std.numel() not in (1, M):
         raise ValueError(f"std={std.tolist()!r}: expected a positive scalar or {M} positive values")
@@ -197,7 +209,7 @@ class Step(NamedTuple):
 def bootstrap_filter(
     chain: MarkovChain,
     y: Tensor,
-    A: Operator,
+    A: StateMap,
     std: float | Tensor,
     every: int = 1,
     length: int | None = None,
@@ -275,7 +287,7 @@ def bootstrap_filter(
 def particle_filter(
     chain: MarkovChain,
     y: Tensor,
-    A: Operator,
+    A: StateMap,
     std: float | Tensor,
     every: int = 1,
     length: int | None = None,
@@ -309,7 +321,9 @@ def particle_filter(
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples={samples!r}: expected a positive integer")
 
-    steps = bootstrap_filter(chain, y, A, std, every, length, particles, x0, resampling, ess, jitter, generator)
+    steps = bootstrap_filter(
+        chain, y, A, std, every, length, particles, x0, resampling, ess, jitter, generator
+    )
     history = []  # the particles' histories, state by state
     for step in tqdm(steps, desc="particle filter", disable=not progress):
         if step.parents is not None:  # resampling copies whole histories
@@ -345,7 +359,9 @@ def kalman_smoother(
     """
 
     if not callable(getattr(chain, "kalman_smoother", None)):
-        raise ValueError(f"chain={type(chain).__name__}: expected a LinearGaussian chain (with a kalman_smoother method)")
+        raise ValueError(
+            f"chain={type(chain).__name__}: expected a LinearGaussian chain (with a kalman_smoother method)"
+        )
     H = torch.as_tensor(H, dtype=torch.float64)
     std = torch.as_tensor(std, dtype=torch.float64)
     if not (std > 0).all():
@@ -377,7 +393,7 @@ def _enkf_weights(Y: Tensor, d: Tensor, R: Tensor) -> Tensor:
 
 def _enkf_analysis(
     E: Tensor,
-    A: Operator,
+    A: StateMap,
     y: Tensor,
     std: Tensor,
     R: Tensor,
@@ -410,7 +426,7 @@ def _inflate(x: Tensor, inflation: float) -> Tensor:
 def enkf(
     chain: MarkovChain,
     y: Tensor,
-    A: Operator,
+    A: StateMap,
     std: float | Tensor,
     every: int = 1,
     length: int | None = None,
@@ -454,7 +470,9 @@ def enkf(
         x0 = chain.prior((members,), generator=generator)
     std, L = _setup(chain, y, A, std, every, length, x0)
     if x0.ndim != 2 or x0.shape[0] < 2:
-        raise ValueError(f"x0 has shape {tuple(x0.shape)}: expected an ensemble (N >= 2, {chain.D})")
+        raise ValueError(
+            f"x0 has shape {tuple(x0.shape)}: expected an ensemble (N >= 2, {chain.D})"
+        )
     if not inflation >= 1:
         raise ValueError(f"inflation={inflation!r}: expected a factor >= 1")
 
@@ -477,7 +495,7 @@ def enkf(
 def enks(
     chain: MarkovChain,
     y: Tensor,
-    A: Operator,
+    A: StateMap,
     std: float | Tensor,
     every: int = 1,
     length: int | None = None,
@@ -524,7 +542,7 @@ def _fourdvar_cost(
     chain: MarkovChain,
     x: Tensor,
     y: Tensor,
-    A: Operator,
+    A: StateMap,
     std: Tensor,
     every: int,
     log_p0: Callable[[Tensor], Tensor] | None,
@@ -567,7 +585,7 @@ def _lbfgs(cost: Callable[[Tensor], Tensor], x: Tensor, iterations: int, progres
 def fourdvar(
     chain: MarkovChain,
     y: Tensor,
-    A: Operator,
+    A: StateMap,
     std: float | Tensor,
     x: Tensor,
     every: int = 1,

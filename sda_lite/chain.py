@@ -21,7 +21,9 @@ from tqdm.auto import tqdm
 Shape = tuple[int, ...] | torch.Size
 
 
-def _gaussian(mean: Tensor, chol: Tensor, shape: Shape | int, generator: torch.Generator | None, dtype) -> Tensor:
+def _gaussian(
+    mean: Tensor, chol: Tensor, shape: Shape | int, generator: torch.Generator | None, dtype
+) -> Tensor:
     r"""Samples :math:`m + L z` with :math:`z \sim \mathcal{N}(0, I)`, shaped ``(*shape, D)``."""
 
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -84,5 +86,3 @@ class MarkovChain(abc.ABC):
         if x.ndim < 2 or x.shape[-1] != self.D:
             raise ValueError(f"x has shape {tuple(x.shape)}: expected (*batch, L, {self.D})")
         return self.log_prob(x[..., :-1, :], x[..., 1:, :]).sum(dim=-1)
-
-

@@ -47,12 +47,20 @@ def read_config(directory: str | Path) -> dict[str, Any] | None:
         return None
     with open(directory / CONFIG) as f:
         meta = json.load(f)
-    if isinstance(meta, dict) and isinstance(meta.get("train"), dict) and "schedule" in meta["train"]:
-        meta["train"]["lr_schedule"] = meta["train"].pop("schedule")  # the name of releases before 0.2
+    if (
+        isinstance(meta, dict)
+        and isinstance(meta.get("train"), dict)
+        and "schedule" in meta["train"]
+    ):
+        meta["train"]["lr_schedule"] = meta["train"].pop(
+            "schedule"
+        )  # the name of releases before 0.2
     return meta
 
 
-def check_config(stored: dict[str, Any] | None, given: dict[str, Any] | None, what: str = "config") -> None:
+def check_config(
+    stored: dict[str, Any] | None, given: dict[str, Any] | None, what: str = "config"
+) -> None:
     r"""Raises a ValueError naming the first field where ``given`` differs from ``stored``."""
 
     stored, given = jsonable(stored or {}), jsonable(given or {})

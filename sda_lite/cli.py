@@ -24,9 +24,10 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -34,7 +35,8 @@ import torch
 from torch import Tensor
 
 from sda_lite import distributed, observe
-from sda_lite.config import data_dir, scale as get_scale
+from sda_lite.config import data_dir
+from sda_lite.config import scale as get_scale
 from sda_lite.io import atomic, write_json
 from sda_lite.observe import Operator, Resolver, from_spec, parse_spec, scenario_of
 
@@ -170,8 +172,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
         sizes = _sizes(args, ("size", "r", "trajectories", "burn", "length"))
         path = ensure_kolmogorov(
-            out / f"kolmogorov_{scale}.h5", scale, seed=args.seed, batch=args.batch,
-            progress=args.progress, **sizes,
+            out / f"kolmogorov_{scale}.h5",
+            scale,
+            seed=args.seed,
+            batch=args.batch,
+            progress=args.progress,
+            **sizes,
         )
     if distributed.is_main():
         print(path)
@@ -264,7 +270,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     distributed.barrier()
     try:
         windows = partial(train_data, model, scale, args.data)  # read when needed
-        history = train_prior(out, model, schedule, windows, progress=args.progress, prepare=gaussian_part(model))
+        history = train_prior(
+            out, model, schedule, windows, progress=args.progress, prepare=gaussian_part(model)
+        )
     except ValueError as error:
         if "differs" in str(error):
             raise ValueError(
@@ -337,8 +345,19 @@ def cmd_observe(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------------
 # assimilate
 
-SAMPLER_SETTINGS = ("method", "gamma", "limit", "zeta", "iterations", "steps", "corrections", "tau",
-                    "samples", "precision", "seed")
+SAMPLER_SETTINGS = (
+    "method",
+    "gamma",
+    "limit",
+    "zeta",
+    "iterations",
+    "steps",
+    "corrections",
+    "tau",
+    "samples",
+    "precision",
+    "seed",
+)
 
 
 def _observation_settings(
@@ -389,9 +408,21 @@ def cmd_assimilate(args: argparse.Namespace) -> None:
     A = _checked_operator(spec, data.get("mask"), prior)
     torch.manual_seed(args.seed)
     x = assimilate(
-        prior, data["y"], A, sigma, method=args.method, gamma=args.gamma, limit=args.limit,
-        zeta=args.zeta, iterations=args.iterations, steps=args.steps, corrections=args.corrections,
-        tau=args.tau, samples=args.samples, precision=args.precision, progress=args.progress,
+        prior,
+        data["y"],
+        A,
+        sigma,
+        method=args.method,
+        gamma=args.gamma,
+        limit=args.limit,
+        zeta=args.zeta,
+        iterations=args.iterations,
+        steps=args.steps,
+        corrections=args.corrections,
+        tau=args.tau,
+        samples=args.samples,
+        precision=args.precision,
+        progress=args.progress,
     )
     settings = {k: getattr(args, k) for k in SAMPLER_SETTINGS}
     settings |= {"checkpoint": str(args.checkpoint), "observations": str(args.observations),
@@ -404,13 +435,6 @@ def cmd_assimilate(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # evaluate
-
-
-def first_states(chain, N: int, generator: torch.Generator) -> Tensor:
-    r"""Initial particles: draws of the Lorenz prior moved 64 steps towards the attractor, as in the paper."""
-
-    x = chain.prior((N,), generator=generator, dtype=torch.float64)
-    return chain.trajectory(x, 65, generator=generator)[:, -1]
 
 
 def _filter_steps(spec: list) -> tuple[int, list]:
@@ -436,7 +460,7 @@ def lorenz_metrics(
     (standardised) and of a bootstrap particle filter on the same observations."""
 
     from sda_lite.baselines import particle_filter
-    from sda_lite.lorenz import NoisyLorenz63
+    from sda_lite.lorenz import NoisyLorenz63, first_states
     from sda_lite.metrics import log_px, log_py, rmse, w1
 
     n, per_state = _filter_steps(spec)
@@ -446,15 +470,24 @@ def lorenz_metrics(
     L = x.shape[-2]
     g = torch.Generator().manual_seed(args.seed)
     pf = particle_filter(
-        chain, y, lambda s: A_state(chain.preprocess(s)), sigma, every=n, length=L,
-        x0=first_states(chain, args.particles, g), samples=len(x), generator=g,
+        chain,
+        y,
+        lambda s: A_state(chain.preprocess(s)),
+        sigma,
+        every=n,
+        length=L,
+        x0=first_states(chain, args.particles, g),
+        samples=len(x),
+        generator=g,
         progress=args.progress,
     ).float()
     raw = {"posterior": chain.postprocess(x.double()), "particle filter": pf.double()}
     rows = {}
     for name, r in raw.items():
         z = chain.preprocess(r)
-        rows[name] = {"W1 to filter": w1(r, raw["particle filter"])} if name != "particle filter" else {}
+        rows[name] = (
+            {"W1 to filter": w1(r, raw["particle filter"])} if name != "particle filter" else {}
+        )
         rows[name] |= {
             "log p(x2:L|x1)": log_px(chain, r).item(),
             "log p(y|x)": log_py(z, y, A, sigma).item(),
@@ -534,26 +567,36 @@ def _add_generate(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     r"""Adds the sub-command ``generate SYSTEM``: simulate a dataset (:func:`cmd_generate`)."""
 
     p = sub.add_parser(
-        "generate", help="simulate a dataset (Lorenz-63 or Kolmogorov flow)", parents=[common],
+        "generate",
+        help="simulate a dataset (Lorenz-63 or Kolmogorov flow)",
+        parents=[common],
         formatter_class=Formatter,
         description="Simulates a dataset at a scale (or explicit sizes) into "
         "OUT/<system>_<scale>.h5; an existing file with the same settings is kept. Under torchrun, "
         "Kolmogorov trajectories are split over the processes.",
     )
     p.add_argument("system", choices=("lorenz", "kolmogorov"))
-    p.add_argument("--scale", default=None,
-                   help="ci, cpu or full (default $SDA_SCALE, else cpu): the default sizes")
-    p.add_argument("--out", default=None,
-                   help="output directory (default: the data directory, $SDA_DATA)")
+    p.add_argument(
+        "--scale",
+        default=None,
+        help="ci, cpu or full (default $SDA_SCALE, else cpu): the default sizes",
+    )
+    p.add_argument(
+        "--out", default=None, help="output directory (default: the data directory, $SDA_DATA)"
+    )
     p.add_argument("--trajectories", type=int, help="number of trajectories (split 80/10/10)")
     p.add_argument("--length", type=int, help="states kept per trajectory")
     p.add_argument("--burn", type=int, help="states dropped at the start of each trajectory")
     p.add_argument("--size", type=int, help="Kolmogorov: simulated grid size")
     # (not --r: torchrun's parser reads abbreviations anywhere on the line, --r would be ambiguous)
-    p.add_argument("--coarsen", dest="r", type=int,
-                   help="Kolmogorov: coarsening factor r of the stored grid")
-    p.add_argument("--batch", type=int,
-                   help="Kolmogorov: trajectories simulated at once (default 1 on CPU, 64 on GPU)")
+    p.add_argument(
+        "--coarsen", dest="r", type=int, help="Kolmogorov: coarsening factor r of the stored grid"
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="Kolmogorov: trajectories simulated at once (default 1 on CPU, 64 on GPU)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     p.set_defaults(run=cmd_generate)
 
@@ -562,7 +605,9 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     r"""Adds the sub-command ``train``: train a prior from a configuration (:func:`cmd_train`)."""
 
     p = sub.add_parser(
-        "train", help="train a prior from a configuration file (resumable)", parents=[common],
+        "train",
+        help="train a prior from a configuration file (resumable)",
+        parents=[common],
         formatter_class=Formatter,
         description="Trains the prior of a configuration (a shipped family such as lorenz_local, "
         "lorenz_global, kolmogorov, or a JSON file mapping scales to {'model', 'train'}) into a "
@@ -571,18 +616,32 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     )
     p.add_argument("--config", required=True, help="configuration family or path of a .json file")
     p.add_argument("--scale", default=None, help="ci, cpu or full (default $SDA_SCALE, else cpu)")
-    p.add_argument("--k", type=int, default=None,
-                   help="Markov order of a local prior (default: the file's)")
-    p.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
-                   help="override a field, e.g. train.epochs=8 or model.width=32 (repeatable)")
-    p.add_argument("--data", default=None,
-                   help="dataset file with splits train and valid "
-                   "(default: the dataset of the scale, generated when missing)")
-    p.add_argument("--out", default=None,
-                   help="checkpoint directory "
-                   "(default: the data directory's, as the book names it)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="discard an existing checkpoint instead of resuming it")
+    p.add_argument(
+        "--k", type=int, default=None, help="Markov order of a local prior (default: the file's)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PART.FIELD=VALUE",
+        help="override a field, e.g. train.epochs=8 or model.width=32 (repeatable)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset file with splits train and valid "
+        "(default: the dataset of the scale, generated when missing)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="checkpoint directory (default: the data directory's, as the book names it)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard an existing checkpoint instead of resuming it",
+    )
     p.set_defaults(run=cmd_train)
 
 
@@ -590,22 +649,32 @@ def _add_observe(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     r"""Adds the sub-command ``observe``: draw synthetic observations (:func:`cmd_observe`)."""
 
     p = sub.add_parser(
-        "observe", help="draw synthetic observations y = A(x) + sigma z of a dataset trajectory",
-        parents=[common], formatter_class=Formatter,
+        "observe",
+        help="draw synthetic observations y = A(x) + sigma z of a dataset trajectory",
+        parents=[common],
+        formatter_class=Formatter,
         description="Writes an observation file (datasets y and truth; attributes operator, sigma, "
         "length) for 'assimilate'.",
     )
     p.add_argument("--data", required=True, help="dataset file (from 'generate')")
-    p.add_argument("--split", default="test", choices=("train", "valid", "test"),
-                   help="split of the dataset")
+    p.add_argument(
+        "--split", default="test", choices=("train", "valid", "test"), help="split of the dataset"
+    )
     p.add_argument("--index", type=int, default=0, help="trajectory of the split")
     p.add_argument("--start", type=int, default=0, help="first state")
     p.add_argument("--length", type=int, default=65, help="number of states L")
-    p.add_argument("--operator", default=DEFAULT_OPERATOR,
-                   help="JSON list of steps [name, *args] (every, select, mask, coarsen), "
-                   "or a Kolmogorov scenario name")
-    p.add_argument("--sigma", type=float, default=None,
-                   help="observation noise standard deviation (default: the scenario's, else 0.05)")
+    p.add_argument(
+        "--operator",
+        default=DEFAULT_OPERATOR,
+        help="JSON list of steps [name, *args] (every, select, mask, coarsen), "
+        "or a Kolmogorov scenario name",
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="observation noise standard deviation (default: the scenario's, else 0.05)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
     p.add_argument("--out", required=True, help="observation file (.h5)")
     p.set_defaults(run=cmd_observe)
@@ -615,22 +684,39 @@ def _add_assimilate(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
     r"""Adds the sub-command ``assimilate``: sample the posterior (:func:`cmd_assimilate`)."""
 
     p = sub.add_parser(
-        "assimilate", help="posterior samples for observations read from an HDF5 file",
-        parents=[common], formatter_class=Formatter,
+        "assimilate",
+        help="posterior samples for observations read from an HDF5 file",
+        parents=[common],
+        formatter_class=Formatter,
         description="Draws posterior trajectories x ~ p(x | y) with a trained prior and writes "
         "them (dataset x: (samples, L, D), plus y and truth when present) with the settings as "
         "attributes.",
     )
-    p.add_argument("--checkpoint", required=True,
-                   help="checkpoint directory of the prior (from 'train')")
-    p.add_argument("--observations", required=True,
-                   help="HDF5 file with dataset y (and optionally mask, truth)")
-    p.add_argument("--operator", default=None,
-                   help="JSON operator spec (default: the file's 'operator' attribute)")
-    p.add_argument("--sigma", type=float, default=None,
-                   help="observation noise std (default: the file's 'sigma' attribute)")
-    p.add_argument("--length", type=int, default=None,
-                   help="trajectory length L (default: the file's 'length' attribute)")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint directory of the prior (from 'train')"
+    )
+    p.add_argument(
+        "--observations",
+        required=True,
+        help="HDF5 file with dataset y (and optionally mask, truth)",
+    )
+    p.add_argument(
+        "--operator",
+        default=None,
+        help="JSON operator spec (default: the file's 'operator' attribute)",
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="observation noise std (default: the file's 'sigma' attribute)",
+    )
+    p.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        help="trajectory length L (default: the file's 'length' attribute)",
+    )
     _add_sampler_options(p)
     p.add_argument("--out", required=True, help="output file (.h5)")
     p.set_defaults(run=cmd_assimilate)
@@ -640,21 +726,31 @@ def _add_sampler_options(p: argparse.ArgumentParser) -> None:
     r"""The options of the posterior sampler of ``assimilate`` (:data:`SAMPLER_SETTINGS`)."""
 
     p.add_argument("--method", default="sda", choices=METHODS, help="guidance")
-    p.add_argument("--gamma", type=float, default=1e-2,
-                   help="SDA's variance term (the paper code's default; its Lorenz evaluation "
-                   "uses 3e-2)")
-    p.add_argument("--limit", action="store_true",
-                   help="SDA's step limiter, a departure from the paper (off: the paper's method)")
-    p.add_argument("--zeta", type=float, default=1.0,
-                   help="DPS's step size, per sample (1: the paper code's)")
-    p.add_argument("--iterations", type=int, default=3,
-                   help="MMPS's conjugate-gradient iterations")
+    p.add_argument(
+        "--gamma",
+        type=float,
+        default=1e-2,
+        help="SDA's variance term (the paper code's default; its Lorenz evaluation uses 3e-2)",
+    )
+    p.add_argument(
+        "--limit",
+        action="store_true",
+        help="SDA's step limiter, a departure from the paper (off: the paper's method)",
+    )
+    p.add_argument(
+        "--zeta", type=float, default=1.0, help="DPS's step size, per sample (1: the paper code's)"
+    )
+    p.add_argument("--iterations", type=int, default=3, help="MMPS's conjugate-gradient iterations")
     p.add_argument("--steps", type=int, default=64, help="predictor steps")
     p.add_argument("--corrections", type=int, default=0, help="Langevin corrections per step")
     p.add_argument("--tau", type=float, default=1.0, help="Langevin step factor")
     p.add_argument("--samples", type=int, default=16, help="posterior samples")
-    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
-                   help="of the prior's network")
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="of the prior's network",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler")
 
 
@@ -662,15 +758,18 @@ def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     r"""Adds the sub-command ``evaluate POSTERIOR``: metrics (:func:`cmd_evaluate`)."""
 
     p = sub.add_parser(
-        "evaluate", help="metrics of posterior samples, printed and saved as JSON",
-        parents=[common], formatter_class=Formatter,
+        "evaluate",
+        help="metrics of posterior samples, printed and saved as JSON",
+        parents=[common],
+        formatter_class=Formatter,
         description="Lorenz-63: W1, log p(x_2:L | x_1), log p(y | x) and RMSE against a bootstrap "
         "particle filter on the same observations. Other systems: residual statistics "
         "std(A(x) - y) / sigma.",
     )
     p.add_argument("posterior", help="file written by 'assimilate'")
-    p.add_argument("--particles", type=int, default=2**14,
-                   help="particles of the reference filter (Lorenz)")
+    p.add_argument(
+        "--particles", type=int, default=2**14, help="particles of the reference filter (Lorenz)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the filter")
     p.add_argument("--out", required=True, help="metrics file (.json)")
     p.set_defaults(run=cmd_evaluate)
@@ -681,10 +780,12 @@ def parser() -> argparse.ArgumentParser:
     each with the common option ``--no-progress``."""
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="hide the progress bars")
+    common.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="hide the progress bars"
+    )
     main = argparse.ArgumentParser(
-        prog="sda-lite", formatter_class=Formatter,
+        prog="sda-lite",
+        formatter_class=Formatter,
         description="Score-based data assimilation, headless: simulate data, train priors, "
         "assimilate observations and evaluate the posteriors.",
         epilog="Run 'sda-lite COMMAND --help' for the options of a command.",

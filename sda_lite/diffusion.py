@@ -11,14 +11,15 @@ learned by denoising score matching. Reversing the process samples from :math:`p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from sda_lite.schedule import SCHEDULES, NoiseSchedule, time as _time  # noqa: F401 (SCHEDULES re-exported)
+from sda_lite.schedule import SCHEDULES, NoiseSchedule  # noqa: F401 (SCHEDULES re-exported)
+from sda_lite.schedule import time as _time
 
 
 class VPSDE(nn.Module):
@@ -71,10 +72,14 @@ class VPSDE(nn.Module):
         return self.schedule.expand(t, len(self.shape))
 
     def _check(self, x: Tensor) -> None:
-        if x.shape[x.dim() - len(self.shape):] != self.shape or x.dim() < len(self.shape):
-            raise ValueError(f"expected x of shape (*batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
+        if x.shape[x.dim() - len(self.shape) :] != self.shape or x.dim() < len(self.shape):
+            raise ValueError(
+                f"expected x of shape (*batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}"
+            )
 
-    def forward(self, x: Tensor, t: Tensor | float, train: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, t: Tensor | float, train: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         r"""Perturbs ``x: (*batch, *shape)`` into :math:`x(t) = \mu(t) x + \sigma(t) \epsilon`.
 
         Returns :math:`x(t)`, or :math:`(x(t), \epsilon)` when ``train`` is true.
@@ -97,13 +102,16 @@ class VPSDE(nn.Module):
     def _eps(self, x: Tensor, t: Tensor) -> Tensor:
         eps = self.eps(x, t)
         if eps.shape != x.shape:
-            raise ValueError(f"eps(x, t) returned shape {tuple(eps.shape)}, expected the shape of x {tuple(x.shape)}")
+            raise ValueError(
+                f"eps(x, t) returned shape {tuple(eps.shape)}, expected the shape of x {tuple(x.shape)}"
+            )
         return eps
 
     def loss(self, x: Tensor) -> Tensor:
         r"""Denoising score matching in the :math:`\epsilon`-parametrisation,
 
-        .. math:: \mathbb{E}_{t \sim U(0, 1), \epsilon} \| \epsilon_\phi(\mu(t) x + \sigma(t) \epsilon, t) - \epsilon \|^2,
+        .. math:: \mathbb{E}_{t \sim U(0, 1), \epsilon}
+            \| \epsilon_\phi(\mu(t) x + \sigma(t) \epsilon, t) - \epsilon \|^2,
 
         averaged over the batch ``x: (*batch, *shape)`` and the event dimensions.
         """
@@ -127,11 +135,13 @@ class VPSDE(nn.Module):
 
         Predictor (exponential integrator, DDIM), from :math:`t` to :math:`s = t - 1 / \text{steps}`:
 
-        .. math:: x(s) = \frac{\mu(s)}{\mu(t)} x(t) + \Big(\sigma(s) - \frac{\mu(s)}{\mu(t)} \sigma(t)\Big) \epsilon(x(t), t).
+        .. math:: x(s) = \frac{\mu(s)}{\mu(t)} x(t)
+            + \Big(\sigma(s) - \frac{\mu(s)}{\mu(t)} \sigma(t)\Big) \epsilon(x(t), t).
 
         Corrector (``corrections`` Langevin steps at :math:`s`), with :math:`\delta = \tau / \text{mean}(\epsilon^2)`:
 
-        .. math:: x(s) \gets x(s) - \sigma(s) \big(\delta \, \epsilon(x(s), s) + \sqrt{2 \delta} \, z\big), \quad z \sim \mathcal{N}(0, I).
+        .. math:: x(s) \gets x(s) - \sigma(s) \big(\delta \, \epsilon(x(s), s) + \sqrt{2 \delta} \, z\big),
+            \quad z \sim \mathcal{N}(0, I).
 
         The mean of :math:`\epsilon^2` is taken over the event of each sample, which is a stable
         estimate only for events of many values (a trajectory of tens of states or a field), as
@@ -149,16 +159,26 @@ class VPSDE(nn.Module):
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
             raise ValueError(f"steps={steps!r}: expected an integer >= 1")
-        if isinstance(corrections, bool) or not isinstance(corrections, Integral) or corrections < 0:
+        if (
+            isinstance(corrections, bool)
+            or not isinstance(corrections, Integral)
+            or corrections < 0
+        ):
             raise ValueError(f"corrections={corrections!r}: expected an integer >= 0")
-        if isinstance(tau, bool) or not isinstance(tau, Real) or not (math.isfinite(tau) and tau > 0):
+        if (
+            isinstance(tau, bool)
+            or not isinstance(tau, Real)
+            or not (math.isfinite(tau) and tau > 0)
+        ):
             raise ValueError(f"tau={tau!r}: expected a finite number > 0")
 
         eps = self._eps if c is None else (lambda x, t: self.eps(x, t, c))
         x = torch.randn((*shape, *self.shape), device=self.device)
         time = torch.linspace(1, 0, steps + 1, device=self.device)
 
-        for t, s in tqdm(zip(time[:-1], time[1:]), total=steps, disable=not progress, desc="sampling"):
+        for t, s in tqdm(
+            zip(time[:-1], time[1:]), total=steps, disable=not progress, desc="sampling"
+        ):
             r = self.mu(s) / self.mu(t)
             x = r * x + (self.sigma(s) - r * self.sigma(t)) * eps(x, t)
 

@@ -10,8 +10,9 @@ batch, so that ``N`` processes together see exactly what one process would.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -100,7 +101,9 @@ def shard(index: T, r: int | None = None, n: int | None = None) -> T:
     r, n = rank() if r is None else r, world() if n is None else n
     B = len(index)
     if B % n:
-        raise ValueError(f"a global batch of {B} items does not split over {n} processes: expected a multiple of {n}")
+        raise ValueError(
+            f"a global batch of {B} items does not split over {n} processes: expected a multiple of {n}"
+        )
     return index[r * B // n : (r + 1) * B // n]
 
 

@@ -86,7 +86,9 @@ def coarsen(x: Tensor, r: int) -> Tensor:
         raise ValueError(f"x has shape {shape}: expected a tensor shaped (*, H, W)")
     H, W = x.shape[-2:]
     if H % r or W % r:
-        raise ValueError(f"grid {H}x{W} is not divisible by r={r}: expected H and W divisible by {r}")
+        raise ValueError(
+            f"grid {H}x{W} is not divisible by r={r}: expected H and W divisible by {r}"
+        )
     return x.unflatten(-1, (W // r, r)).unflatten(-3, (H // r, r)).mean(dim=(-3, -1))
 
 
@@ -106,7 +108,6 @@ def upsample(x: Tensor, r: int) -> Tensor:
     y = F.pad(x.reshape(-1, 1, H, W), (1, 1, 1, 1), mode="circular")
     y = F.interpolate(y, scale_factor=r, mode="bilinear", align_corners=False)
     return y[..., r:-r, r:-r].reshape(*batch, r * H, r * W)
-
 
 
 def energy_spectrum(x: Tensor) -> tuple[Tensor, Tensor]:

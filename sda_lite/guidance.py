@@ -20,7 +20,7 @@ Observations ``y: (*y_batch, *obs)`` with ``A(x): (*batch, *obs)`` for trajector
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -51,19 +51,23 @@ class Guidance(nn.Module):
             arithmetic stays in float32.
     """
 
-    def __init__(self, y: Tensor, A: Callable[[Tensor], Tensor], sde: VPSDE, precision: str = "float32"):
+    def __init__(
+        self, y: Tensor, A: Callable[[Tensor], Tensor], sde: VPSDE, precision: str = "float32"
+    ):
         super().__init__()
 
         y = torch.as_tensor(y, dtype=torch.float32, device=sde.device)
         if not bool(torch.isfinite(y).all()):
             bad = int((~torch.isfinite(y)).sum())
-            raise ValueError(f"y has {bad} non-finite value(s) (NaN or inf) out of {y.numel()}: expected finite observations")
+            raise ValueError(
+                f"y has {bad} non-finite value(s) (NaN or inf) out of {y.numel()}: expected finite observations"
+            )
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: expected one of {PRECISIONS}")
 
         with torch.no_grad():
             obs = A(torch.zeros((1, *sde.shape), device=sde.device)).shape[1:]
-        if y.shape[y.dim() - len(obs):] != obs or y.dim() < len(obs):
+        if y.shape[y.dim() - len(obs) :] != obs or y.dim() < len(obs):
             raise ValueError(
                 f"A(x) has shape {tuple(obs)} for one trajectory of shape {tuple(sde.shape)}, but y has shape "
                 f"{tuple(y.shape)}: expected y shaped (*y_batch, {', '.join(map(str, obs))})"
@@ -111,7 +115,12 @@ class Guidance(nn.Module):
         if t.dim() > 0:
             t = t.reshape(x.shape[: x.dim() - len(self.sde.shape)])
         mu, sigma = self.sde.mu(t), self.sde.sigma(t)
-        return x, t, mu.reshape(mu.shape + (1,) * len(self.sde.shape)), sigma.reshape(sigma.shape + (1,) * len(self.sde.shape))
+        return (
+            x,
+            t,
+            mu.reshape(mu.shape + (1,) * len(self.sde.shape)),
+            sigma.reshape(sigma.shape + (1,) * len(self.sde.shape)),
+        )
 
     def _denoise(self, x: Tensor, t: Tensor, mu: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         r"""Returns :math:`\epsilon(x(t), t)` and :math:`\hat{x} = (x(t) - \sigma \epsilon) / \mu`, in float32.
@@ -121,7 +130,9 @@ class Guidance(nn.Module):
         vector-Jacobian products, whose cotangents live on the observed states, are exact and cheap.
         """
 
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+        with torch.autocast(
+            x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"
+        ):
             if self.local is None:
                 eps = self.sde.eps(x, t)
             else:
@@ -130,9 +141,13 @@ class Guidance(nn.Module):
                 with torch.no_grad():
                     eps = self.sde.eps(x, t).to(x.dtype)
                 width = 2 * self.sde.eps.k + 1
-                sub = torch.stack([x.narrow(p, j, width) for j in windows], dim=p)  # (*batch, J, 2k+1, D)
+                sub = torch.stack(
+                    [x.narrow(p, j, width) for j in windows], dim=p
+                )  # (*batch, J, 2k+1, D)
                 tj = t if t.dim() == 0 else t[..., None].expand(*t.shape, len(windows))
-                e = self.sde.eps(sub, tj)[(slice(None),) * p + (index.to(x.device), position.to(x.device))]
+                e = self.sde.eps(sub, tj)[
+                    (slice(None),) * p + (index.to(x.device), position.to(x.device))
+                ]
                 eps = eps.index_copy(p, states.to(x.device), e.to(x.dtype))
         eps = eps.to(x.dtype)
         return eps, (x - sigma * eps) / mu
@@ -158,7 +173,8 @@ class Guidance(nn.Module):
         return (eps.detach() - sigma * s).reshape(shape)
 
     def _limit(self, x_hat: Tensor, delta: Tensor) -> Tensor:
-        r"""The step limiter: a factor :math:`\alpha = \min(1, \kappa \lVert r \rVert / \lVert A(\hat{x} + \delta) - A(\hat{x}) \rVert)`
+        r"""The step limiter: a factor
+        :math:`\alpha = \min(1, \kappa \lVert r \rVert / \lVert A(\hat{x} + \delta) - A(\hat{x}) \rVert)`
         per trajectory, with :math:`r = y - A(\hat{x})` and :math:`\kappa` = ``LIMIT`` = 4.
 
         The guidance moves the denoised estimate by :math:`\delta = \sigma_t^2 / \mu_t \nabla \log p(y \mid x(t))`.
@@ -214,7 +230,14 @@ class SDAGuidance(Guidance):
     """
 
     def __init__(
-        self, y: Tensor, A: Callable, std: float | Tensor, sde: VPSDE, gamma: float = 1e-2, precision: str = "float32", limit: bool = False
+        self,
+        y: Tensor,
+        A: Callable,
+        std: float | Tensor,
+        sde: VPSDE,
+        gamma: float = 1e-2,
+        precision: str = "float32",
+        limit: bool = False,
     ):
         super().__init__(y, A, sde, precision)
         self.register_buffer("std", _positive("std", std).to(self.y.device))
@@ -239,7 +262,9 @@ class DPSGuidance(Guidance):
     given). :math:`\Sigma_y` is ignored.
     """
 
-    def __init__(self, y: Tensor, A: Callable, sde: VPSDE, zeta: float = 1.0, precision: str = "float32"):
+    def __init__(
+        self, y: Tensor, A: Callable, sde: VPSDE, zeta: float = 1.0, precision: str = "float32"
+    ):
         super().__init__(y, A, sde, precision)
         self.zeta = float(_positive("zeta", zeta))
 
@@ -307,7 +332,15 @@ class MMPSGuidance(Guidance):
     Gaussian case unchanged.
     """
 
-    def __init__(self, y: Tensor, A: Callable, std: float | Tensor, sde: VPSDE, iterations: int = 3, precision: str = "float32"):
+    def __init__(
+        self,
+        y: Tensor,
+        A: Callable,
+        std: float | Tensor,
+        sde: VPSDE,
+        iterations: int = 3,
+        precision: str = "float32",
+    ):
         super().__init__(y, A, sde, precision)
         if not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations={iterations!r}: expected an integer >= 1")
@@ -391,4 +424,6 @@ def assimilate(
         raise ValueError(f"samples={samples!r}: expected an integer >= 1")
 
     sampler = VPSDE(guided, prior.shape, alpha=prior.alpha, eta=prior.eta).to(prior.device)
-    return sampler.sample((samples, *guided.y_batch), steps=steps, corrections=corrections, tau=tau, progress=progress)
+    return sampler.sample(
+        (samples, *guided.y_batch), steps=steps, corrections=corrections, tau=tau, progress=progress
+    )

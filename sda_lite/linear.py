@@ -41,7 +41,9 @@ class LinearGaussian(MarkovChain):
     def _cholesky(C: Tensor, name: str) -> Tensor:
         chol, info = torch.linalg.cholesky_ex(C)
         if info != 0 or not torch.allclose(C, C.mT):
-            raise ValueError(f"{name}={C.tolist()}: expected a symmetric positive definite covariance")
+            raise ValueError(
+                f"{name}={C.tolist()}: expected a symmetric positive definite covariance"
+            )
         return chol
 
     @staticmethod
@@ -54,14 +56,16 @@ class LinearGaussian(MarkovChain):
         F, Q = torch.as_tensor(F, dtype=torch.float64), torch.as_tensor(Q, dtype=torch.float64)
         radius = torch.linalg.eigvals(F).abs().max().item()
         if radius >= 1:
-            raise ValueError(f"F has spectral radius {radius:.4g}: expected < 1 for a stationary chain")
+            raise ValueError(
+                f"F has spectral radius {radius:.4g}: expected < 1 for a stationary chain"
+            )
         D = F.shape[0]
         P = torch.linalg.solve(torch.eye(D * D, dtype=F.dtype) - torch.kron(F, F), Q.reshape(-1))
         P = P.reshape(D, D)
         return (P + P.mT) / 2
 
     @classmethod
-    def stationary(cls, F: Tensor, Q: Tensor, m0: Tensor | None = None) -> "LinearGaussian":
+    def stationary(cls, F: Tensor, Q: Tensor, m0: Tensor | None = None) -> LinearGaussian:
         r"""The chain started in its stationary law: :math:`m_0 = 0`, :math:`P_0 = F P_0 F^\top + Q`."""
 
         F = torch.as_tensor(F, dtype=torch.float64)
@@ -69,7 +73,9 @@ class LinearGaussian(MarkovChain):
         return cls(F, Q, m0, cls.lyapunov(F, Q))
 
     @classmethod
-    def rotation(cls, theta: float = math.pi / 16, damping: float = 0.95, q: float = 0.1) -> "LinearGaussian":
+    def rotation(
+        cls, theta: float = math.pi / 16, damping: float = 0.95, q: float = 0.1
+    ) -> LinearGaussian:
         r"""A stationary damped 2-D rotation, :math:`F = a R(\theta)`, :math:`Q = q I`.
 
         Its stationary covariance is :math:`P_0 = q / (1 - a^2) \, I` (about the identity by default).
@@ -91,7 +97,9 @@ class LinearGaussian(MarkovChain):
     ) -> Tensor:
         r"""Samples :math:`x_1 \sim \mathcal{N}(m_0, P_0)`, shaped ``(*shape, D)``."""
 
-        return _gaussian(self.m0, self.chol_P0, shape, generator, dtype or torch.get_default_dtype())
+        return _gaussian(
+            self.m0, self.chol_P0, shape, generator, dtype or torch.get_default_dtype()
+        )
 
     def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         r"""Samples :math:`x_{i+1} \sim \mathcal{N}(F x_i, Q)`, with ``x: (*batch, D)``."""

@@ -23,7 +23,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from sda_lite.chain import MarkovChain, Shape, _check_state, _gaussian
-from sda_lite.config import data_dir, pick, scale as get_scale
+from sda_lite.config import data_dir, pick
+from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.io import atomic, load, matches, write_splits
 from sda_lite.priors import ensure_prior, load_configs
@@ -71,7 +72,9 @@ class NoisyLorenz63(MarkovChain):
         self.sigma, self.rho, self.beta = sigma, rho, beta
         self.dt, self.noise = dt, noise
         self.m0 = torch.tensor([0.0, 0.0, 25.0], dtype=torch.float64)
-        self.P0 = torch.tensor([[64.0, 50.0, 0.0], [50.0, 81.0, 0.0], [0.0, 0.0, 75.0]], dtype=torch.float64)
+        self.P0 = torch.tensor(
+            [[64.0, 50.0, 0.0], [50.0, 81.0, 0.0], [0.0, 0.0, 75.0]], dtype=torch.float64
+        )
 
     def f(self, x: Tensor) -> Tensor:
         r"""The vector field :math:`\dot{x} = f(x)`, with ``x: (*batch, 3)``."""
@@ -125,7 +128,9 @@ class NoisyLorenz63(MarkovChain):
 
         _check_state(x_next, self.D, "x_next")
         r = x_next - self.rk4(x_prev)
-        return -0.5 * (r.square().sum(dim=-1) / self.noise + self.D * math.log(2 * math.pi * self.noise))
+        return -0.5 * (
+            r.square().sum(dim=-1) / self.noise + self.D * math.log(2 * math.pi * self.noise)
+        )
 
     @classmethod
     def preprocess(cls, x: Tensor) -> Tensor:
@@ -145,7 +150,7 @@ class NoisyLorenz63(MarkovChain):
 # :meth:`NoisyLorenz63.preprocess`, the settings as HDF5 attributes.
 
 
-def lorenz_sizes(scale: str | None = None) -> dict[str, int]:
+def lorenz_sizes(scale_name: str | None = None) -> dict[str, int]:
     r"""The dataset sizes of a scale: ``trajectories``, ``length`` (kept states) and ``burn`` (burn-in steps).
 
     ci: 128 x 256 after 256 burn-in steps; cpu: 512 x 1024 after 512; full (the paper): 1024 x 1024 after 1024.
@@ -155,12 +160,16 @@ def lorenz_sizes(scale: str | None = None) -> dict[str, int]:
         ci=dict(trajectories=128, length=256, burn=256),
         cpu=dict(trajectories=512, length=1024, burn=512),
         full=dict(trajectories=1024, length=1024, burn=1024),
-        scale_name=get_scale(scale),
+        scale_name=get_scale(scale_name),
     )
 
 
 def _settings(trajectories: int, length: int, burn: int, dt: float, seed: int) -> dict:
-    for name, value, low in (("trajectories", trajectories, 10), ("length", length, 1), ("burn", burn, 0)):
+    for name, value, low in (
+        ("trajectories", trajectories, 10),
+        ("length", length, 1),
+        ("burn", burn, 0),
+    ):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
     if not isinstance(dt, (int, float)) or not dt > 0:
@@ -230,7 +239,7 @@ def generate_lorenz(
 
 def ensure_lorenz(
     path: str | Path | None = None,
-    scale: str | None = None,
+    scale_name: str | None = None,
     *,
     trajectories: int | None = None,
     length: int | None = None,
@@ -242,18 +251,18 @@ def ensure_lorenz(
     r"""Returns the path of a Lorenz-63 dataset, generating it when missing, corrupt or mismatched.
 
     Arguments:
-        path: The HDF5 file (default ``data_dir() / f"lorenz_{scale}.h5"``).
-        scale: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``), which sets the sizes of
+        path: The HDF5 file (default ``data_dir() / f"lorenz_{scale_name}.h5"``).
+        scale_name: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``), which sets the sizes of
             :func:`lorenz_sizes`; ``trajectories``, ``length`` and ``burn`` override them.
         dt: The time step. seed: The seed of the simulation.
     """
 
-    scale = get_scale(scale)
-    sizes = lorenz_sizes(scale)
+    scale_name = get_scale(scale_name)
+    sizes = lorenz_sizes(scale_name)
     for name, value in (("trajectories", trajectories), ("length", length), ("burn", burn)):
         sizes[name] = sizes[name] if value is None else value
     settings = _settings(dt=dt, seed=seed, **sizes)
-    path = Path(path) if path is not None else data_dir() / f"lorenz_{scale}.h5"
+    path = Path(path) if path is not None else data_dir() / f"lorenz_{scale_name}.h5"
     if not matches(path, settings, (3,)):
         generate_lorenz(path, dt=dt, seed=seed, progress=progress, **sizes)
     return path
@@ -286,11 +295,15 @@ def lorenz_windows(window: int, scale_name: str | None = None) -> tuple[Dataset,
     Lorenz-63 dataset of a scale (generated when missing): one random window of ``window`` states
     per trajectory and epoch."""
 
-    path = ensure_lorenz(scale=scale_name)
-    return TrajectoryWindows(load(path, "train"), window), TrajectoryWindows(load(path, "valid"), window)
+    path = ensure_lorenz(scale_name=scale_name)
+    return TrajectoryWindows(load(path, "train"), window), TrajectoryWindows(
+        load(path, "valid"), window
+    )
 
 
-def lorenz_configs(kind: str = "local", k: int = 2, scale_name: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def lorenz_configs(
+    kind: str = "local", k: int = 2, scale_name: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     r"""The model and training configs of the Lorenz-63 prior of a scale.
 
     ``full`` is the paper's: a residual MLP of width 256, depth 5 and time embedding 32 over windows
@@ -311,7 +324,9 @@ def lorenz_configs(kind: str = "local", k: int = 2, scale_name: str | None = Non
     return config, schedule
 
 
-def lorenz_prior(kind: str = "local", k: int = 2, scale_name: str | None = None, progress: bool = True) -> VPSDE:
+def lorenz_prior(
+    kind: str = "local", k: int = 2, scale_name: str | None = None, progress: bool = True
+) -> VPSDE:
     r"""The trained Lorenz-63 window prior of a scale (:func:`lorenz_configs`), loaded from
     ``data_dir() / f"lorenz_{kind}_k{k}_{scale}"`` (``lorenz_global_{scale}``) or trained there.
 
@@ -322,4 +337,6 @@ def lorenz_prior(kind: str = "local", k: int = 2, scale_name: str | None = None,
     config, schedule = lorenz_configs(kind, k, scale_name)
     name = f"lorenz_local_k{k}_{scale_name}" if kind == "local" else f"lorenz_global_{scale_name}"
     window = 2 * k + 1 if kind == "local" else config["window"]
-    return ensure_prior(name, config, schedule, data=lambda: lorenz_windows(window, scale_name), progress=progress)
+    return ensure_prior(
+        name, config, schedule, data=lambda: lorenz_windows(window, scale_name), progress=progress
+    )

@@ -13,7 +13,7 @@ Sample sets are shaped ``(N, *shape)`` (e.g. trajectories ``(N, L, D)``).
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -26,7 +26,11 @@ def _emd2(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> float:
     r"""POT's exact ``emd2``, imported lazily and without its JAX, TensorFlow and CuPy backends
     (JAX is only ever loaded by the Kolmogorov flow)."""
 
-    for key in ("POT_BACKEND_DISABLE_JAX", "POT_BACKEND_DISABLE_TENSORFLOW", "POT_BACKEND_DISABLE_CUPY"):
+    for key in (
+        "POT_BACKEND_DISABLE_JAX",
+        "POT_BACKEND_DISABLE_TENSORFLOW",
+        "POT_BACKEND_DISABLE_CUPY",
+    ):
         os.environ.setdefault(key, "1")
     import ot
 
@@ -43,7 +47,9 @@ def _samples(x: Tensor, name: str) -> Tensor:
 def _pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     x, y = _samples(x, "x"), _samples(y, "y")
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} features per sample and y has {y.shape[1]}: expected the same")
+        raise ValueError(
+            f"x has {x.shape[1]} features per sample and y has {y.shape[1]}: expected the same"
+        )
     return x, y
 
 
@@ -143,7 +149,9 @@ def log_py(
     Ax = A(x)
     if not isinstance(y, Tensor) or y.ndim < 1 or Ax.shape[Ax.ndim - y.ndim :] != y.shape:
         shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
-        raise ValueError(f"y has shape {shape}: expected the trailing shape of A(x), {tuple(Ax.shape)}")
+        raise ValueError(
+            f"y has shape {shape}: expected the trailing shape of A(x), {tuple(Ax.shape)}"
+        )
     std = torch.as_tensor(std, dtype=Ax.dtype, device=Ax.device)
     if not (std > 0).all():
         raise ValueError(f"std={std.tolist()!r}: expected positive noise standard deviations")
@@ -168,7 +176,9 @@ def rmse(x: Tensor, truth: Tensor, dim: int | tuple[int, ...] | None = None) -> 
     try:
         e2 = (x - truth).square()
     except RuntimeError as e:
-        raise ValueError(f"x {tuple(x.shape)} and truth {tuple(truth.shape)}: expected broadcastable shapes") from e
+        raise ValueError(
+            f"x {tuple(x.shape)} and truth {tuple(truth.shape)}: expected broadcastable shapes"
+        ) from e
     return (e2.mean() if dim is None else e2.mean(dim=dim)).sqrt()
 
 

@@ -13,7 +13,7 @@ a smooth function of its input and predicts :math:`\epsilon = 0`.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +43,9 @@ class TimeEmbedding(nn.Module):
         super().__init__()
 
         if features < 1 or frequencies < 1:
-            raise ValueError(f"features and frequencies must be >= 1, got {features} and {frequencies}")
+            raise ValueError(
+                f"features and frequencies must be >= 1, got {features} and {frequencies}"
+            )
 
         self.register_buffer("freqs", math.pi * torch.arange(1, frequencies + 1, dtype=torch.float))
         self.mlp = nn.Sequential(
@@ -80,7 +82,14 @@ class ResMLP(nn.Module):
         ``(*batch, out_features)``.
     """
 
-    def __init__(self, in_features: int, out_features: int, width: int = 256, depth: int = 5, mod_features: int = 0):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        width: int = 256,
+        depth: int = 5,
+        mod_features: int = 0,
+    ):
         super().__init__()
 
         if min(in_features, out_features, width) < 1 or depth < 0 or mod_features < 0:
@@ -91,13 +100,19 @@ class ResMLP(nn.Module):
 
         self.mod_features = mod_features
         self.head = nn.Linear(in_features + mod_features, width)
-        self.blocks = nn.ModuleList(_Block(width, mod_features, nn.Linear, spatial=0) for _ in range(depth))
-        self.tail = _zero(nn.Linear(width, out_features))  # no norm: eps may grow with x, as it must
+        self.blocks = nn.ModuleList(
+            _Block(width, mod_features, nn.Linear, spatial=0) for _ in range(depth)
+        )
+        self.tail = _zero(
+            nn.Linear(width, out_features)
+        )  # no norm: eps may grow with x, as it must
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         if self.mod_features:
             if y is None or y.shape[-1] != self.mod_features:
-                raise ValueError(f"expected y of shape (*batch, {self.mod_features}), got {None if y is None else tuple(y.shape)}")
+                raise ValueError(
+                    f"expected y of shape (*batch, {self.mod_features}), got {None if y is None else tuple(y.shape)}"
+                )
             batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
             h = self.head(torch.cat((x.expand(*batch, -1), y.expand(*batch, -1)), dim=-1))
         else:
@@ -123,7 +138,9 @@ class _Block(nn.Module):
 
     def forward(self, h: Tensor, y: Tensor | None) -> Tensor:
         if self.spatial:
-            z = (h - h.mean(dim=1, keepdim=True)) * torch.rsqrt(h.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
+            z = (h - h.mean(dim=1, keepdim=True)) * torch.rsqrt(
+                h.var(dim=1, keepdim=True, unbiased=False) + 1e-5
+            )
         else:
             z = F.layer_norm(h, h.shape[-1:])
         if self.modulation is not None:
@@ -178,7 +195,10 @@ class UNet(nn.Module):
         if spatial not in (1, 2):
             raise ValueError(f"spatial must be 1 or 2, got {spatial}")
         if not channels or len(blocks) != len(channels) or min(channels) < 1 or min(blocks) < 0:
-            raise ValueError(f"expected one positive channel count and block count per level, got channels={channels}, blocks={blocks}")
+            raise ValueError(
+                "expected one positive channel count and block count per level, "
+                f"got channels={channels}, blocks={blocks}"
+            )
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
 
@@ -186,7 +206,9 @@ class UNet(nn.Module):
         mode = "circular" if circular else "zeros"
 
         def conv(c_in: int, c_out: int, stride: int = 1) -> nn.Module:
-            return conv_type(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, padding_mode=mode)
+            return conv_type(
+                c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, padding_mode=mode
+            )
 
         def level(c: int, n: int) -> nn.ModuleList:
             return nn.ModuleList(_Block(c, mod_features, conv, spatial) for _ in range(n))
@@ -196,7 +218,8 @@ class UNet(nn.Module):
         self.head = conv(in_channels, channels[0])
         self.down = nn.ModuleList(conv(a, b, stride=2) for a, b in zip(channels[:-1], channels[1:]))
         self.up = nn.ModuleList(
-            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(b, a)) for a, b in zip(channels[:-1], channels[1:])
+            nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(b, a))
+            for a, b in zip(channels[:-1], channels[1:])
         )
         self.descent = nn.ModuleList(level(c, n) for c, n in zip(channels, blocks))
         self.ascent = nn.ModuleList(level(c, n) for c, n in zip(channels, blocks))
@@ -205,15 +228,22 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         s = self.spatial
         if x.dim() < s + 1 or x.shape[-s - 1] != self.in_channels:
-            raise ValueError(f"expected x of shape (*batch, {self.in_channels}, {'*space' if s == 1 else 'H, W'}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape (*batch, {self.in_channels}, {'*space' if s == 1 else 'H, W'}), "
+                f"got {tuple(x.shape)}"
+            )
         if any(n % self.stride for n in x.shape[-s:]):
-            raise ValueError(f"spatial sizes {tuple(x.shape[-s:])} must be divisible by the total stride {self.stride}")
+            raise ValueError(
+                f"spatial sizes {tuple(x.shape[-s:])} must be divisible by the total stride {self.stride}"
+            )
 
         batch = x.shape[: -s - 1]
         x = x.reshape(-1, *x.shape[-s - 1 :])
         if self.mod_features:
             if y is None or y.shape[-1] != self.mod_features:
-                raise ValueError(f"expected y of shape (*batch, {self.mod_features}), got {None if y is None else tuple(y.shape)}")
+                raise ValueError(
+                    f"expected y of shape (*batch, {self.mod_features}), got {None if y is None else tuple(y.shape)}"
+                )
             y = y.expand(*batch, self.mod_features).reshape(-1, self.mod_features)
 
         h, memory = self.head(x), []

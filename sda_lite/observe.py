@@ -20,7 +20,7 @@ that the caller passes in (``from_spec(spec, resolvers={"scenario": f})``).
 from __future__ import annotations
 
 import json
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -42,7 +42,9 @@ class Operator:
         linear: Whether ``f`` is linear (then its Jacobian-vector product is ``f`` itself).
     """
 
-    def __init__(self, f: Callable[[Tensor], Tensor], name: str | None = None, linear: bool = False):
+    def __init__(
+        self, f: Callable[[Tensor], Tensor], name: str | None = None, linear: bool = False
+    ):
         if not callable(f):
             raise ValueError(f"f={f!r}: expected a callable from trajectories to observations")
         self.f, self.name, self.linear = f, name or getattr(f, "__name__", "operator"), linear
@@ -50,10 +52,10 @@ class Operator:
     def __call__(self, x: Tensor) -> Tensor:
         return self.f(x)
 
-    def __matmul__(self, other: Callable[[Tensor], Tensor]) -> "Operator":
+    def __matmul__(self, other: Callable[[Tensor], Tensor]) -> Operator:
         return compose(other, self)
 
-    def __rmatmul__(self, other: Callable[[Tensor], Tensor]) -> "Operator":
+    def __rmatmul__(self, other: Callable[[Tensor], Tensor]) -> Operator:
         return compose(self, other)
 
     def __repr__(self) -> str:
@@ -77,7 +79,9 @@ def compose(*operators: Callable[[Tensor], Tensor]) -> Operator:
             x = A(x)
         return x
 
-    composed = Operator(f, f"compose({', '.join(map(repr, ops))})", linear=all(A.linear for A in ops))
+    composed = Operator(
+        f, f"compose({', '.join(map(repr, ops))})", linear=all(A.linear for A in ops)
+    )
     composed.parts = ops
     return composed
 
@@ -102,7 +106,9 @@ def select(index: int | Sequence[int], dim: int = -1) -> Operator:
         size = _axis_size(x, dim, f"select({index})")
         bad = [i for i in index if not -size <= i < size]
         if bad:
-            raise ValueError(f"select: index {bad} outside axis {dim} of size {size} (x of shape {tuple(x.shape)})")
+            raise ValueError(
+                f"select: index {bad} outside axis {dim} of size {size} (x of shape {tuple(x.shape)})"
+            )
         return x.index_select(dim, torch.as_tensor(index, device=x.device) % size)
 
     return Operator(f, f"select({index})", linear=True)
@@ -123,7 +129,9 @@ def every(n: int, start: int = 0, dim: int = -2) -> Operator:
     def f(x: Tensor) -> Tensor:
         size = _axis_size(x, dim, f"every({n})")
         if start >= size:
-            raise ValueError(f"every: start={start} outside axis {dim} of size {size} (x of shape {tuple(x.shape)})")
+            raise ValueError(
+                f"every: start={start} outside axis {dim} of size {size} (x of shape {tuple(x.shape)})"
+            )
         index = [slice(None)] * x.dim()
         index[dim] = slice(start, None, n)
         return x[tuple(index)]
@@ -140,8 +148,10 @@ def mask(m: Tensor) -> Operator:
         raise ValueError(f"mask: dtype {m.dtype}, expected a boolean tensor")
 
     def f(x: Tensor) -> Tensor:
-        if x.shape[x.dim() - m.dim():] != m.shape or x.dim() < m.dim():
-            raise ValueError(f"mask of shape {tuple(m.shape)} does not match the trailing axes of x {tuple(x.shape)}")
+        if x.shape[x.dim() - m.dim() :] != m.shape or x.dim() < m.dim():
+            raise ValueError(
+                f"mask of shape {tuple(m.shape)} does not match the trailing axes of x {tuple(x.shape)}"
+            )
         return x[(...,) + (m.to(x.device),)]
 
     return Operator(f, f"mask({tuple(m.shape)}, {int(m.sum())} observed)", linear=True)
@@ -168,7 +178,12 @@ def matrix(A: Callable[[Tensor], Tensor], shape: Sequence[int]) -> Tensor:
     return A(eye).reshape(n, -1).mT
 
 
-def observe(x: Tensor, A: Callable[[Tensor], Tensor], std: float | Tensor, generator: torch.Generator | None = None) -> Tensor:
+def observe(
+    x: Tensor,
+    A: Callable[[Tensor], Tensor],
+    std: float | Tensor,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""Draws synthetic observations :math:`y = A(x^*) + \sigma_y z`, :math:`z \sim \mathcal{N}(0, I)`.
 
     Arguments:
@@ -286,7 +301,9 @@ def scenario_of(spec: str | list) -> tuple[str, dict] | None:
 
 
 _BUILDERS: dict[str, Callable[..., Operator]] = {
-    "every": every, "select": select, "coarsen": coarsen
+    "every": every,
+    "select": select,
+    "coarsen": coarsen,
 }
 
 

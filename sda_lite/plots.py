@@ -12,7 +12,7 @@ The same quantity has the same colour everywhere in the book:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,7 +29,15 @@ DATA = "#7f7f7f"
 LORENZ_LABELS = ("$x_1$", "$x_2$", "$x_3$")
 
 
-def band(ax: Axes, t: np.ndarray, mean: np.ndarray, std: np.ndarray, color: str, label: str | None = None, k: float = 2.0) -> None:
+def band(
+    ax: Axes,
+    t: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    color: str,
+    label: str | None = None,
+    k: float = 2.0,
+) -> None:
     r"""Draws ``mean`` as a line and ``mean +- k std`` as a shaded band over ``t``."""
 
     t, mean, std = (np.asarray(a, dtype=float) for a in (t, mean, std))
@@ -64,12 +72,23 @@ def trajectories(
     t = np.arange(length) * (dt or 1)
     for j, ax in enumerate(axes):
         for i in range(n):
-            ax.plot(t, x[i, :, j], color=color, alpha=alpha if n > 1 else 1.0, lw=1, label=label if i == 0 else None)
+            ax.plot(
+                t,
+                x[i, :, j],
+                color=color,
+                alpha=alpha if n > 1 else 1.0,
+                lw=1,
+                label=label if i == 0 else None,
+            )
         ax.set_ylabel(labels[j] if j < len(labels) else f"$x_{{{j + 1}}}$")
     return axes
 
 
-def plot_history(history: dict[str, list[float]], ax: Axes | None = None, title: str = "Denoising score matching loss") -> Figure:
+def plot_history(
+    history: dict[str, list[float]],
+    ax: Axes | None = None,
+    title: str = "Denoising score matching loss",
+) -> Figure:
     r"""Plots the training and validation losses per epoch (log scale); returns the figure."""
 
     if ax is None:

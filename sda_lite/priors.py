@@ -20,15 +20,17 @@ import inspect
 import json
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from sda_lite.checkpoints import SHIPPED, check_config, jsonable, load_checkpoint, read_config
-from sda_lite.config import data_dir, device, scale as get_scale
+from sda_lite.config import data_dir, device
+from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.score import FieldScoreNet, GlobalScoreNet, LocalScore, LocalScoreNet
 from sda_lite.training import TRAIN_FIELDS, train
@@ -57,24 +59,34 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
 
     config = jsonable(config)
     kind = config.get("kind")
-    net_args = {key: value for key, value in config.items() if key not in ("kind", "alpha", "eta", "window")}
+    net_args = {
+        key: value for key, value in config.items() if key not in ("kind", "alpha", "eta", "window")
+    }
     schedule = {"alpha": config.get("alpha", "cos"), "eta": config.get("eta", 1e-3)}
 
     if "features" not in config:
-        raise ValueError(f"prior config needs 'features' (the state dimension D), got keys {sorted(config)}")
+        raise ValueError(
+            f"prior config needs 'features' (the state dimension D), got keys {sorted(config)}"
+        )
     if kind == "local":
         if "k" not in config:
-            raise ValueError(f"a local prior config needs 'k' (the Markov order), got keys {sorted(config)}")
+            raise ValueError(
+                f"a local prior config needs 'k' (the Markov order), got keys {sorted(config)}"
+            )
         shape = (2 * config["k"] + 1, config["features"])
         net = LocalScoreNet(**net_args, **schedule)
     elif kind == "global":
         if "window" not in config:
-            raise ValueError(f"a global prior config needs 'window' (states per window), got keys {sorted(config)}")
+            raise ValueError(
+                f"a global prior config needs 'window' (states per window), got keys {sorted(config)}"
+            )
         shape = (config["window"], config["features"])
         net = GlobalScoreNet(**net_args, **schedule)
     elif kind == "field":
         if "k" not in config or "grid" not in config:
-            raise ValueError(f"a field prior config needs 'k' (the Markov order) and 'grid' (H = W), got keys {sorted(config)}")
+            raise ValueError(
+                f"a field prior config needs 'k' (the Markov order) and 'grid' (H = W), got keys {sorted(config)}"
+            )
         shape = (2 * config["k"] + 1, config["features"], config["grid"], config["grid"])
         net_args.pop("gaussian", None)  # where the statistics of the Gaussian part come from
         net = FieldScoreNet(**net_args, **schedule)
@@ -97,8 +109,14 @@ def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
 
     config = getattr(sde, "config", None)
     if config is None:
-        raise ValueError("sde has no .config: build it with build_prior(config) or load_prior(directory)")
-    state = (config["features"],) if config["kind"] != "field" else (config["features"], config["grid"], config["grid"])
+        raise ValueError(
+            "sde has no .config: build it with build_prior(config) or load_prior(directory)"
+        )
+    state = (
+        (config["features"],)
+        if config["kind"] != "field"
+        else (config["features"], config["grid"], config["grid"])
+    )
     if config["kind"] in ("local", "field"):
         k = config["k"]
         if L < 2 * k + 1:
@@ -111,7 +129,9 @@ def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
     return prior
 
 
-def load_prior(directory: str | Path, config: dict[str, Any] | None = None, ema: bool = True) -> VPSDE:
+def load_prior(
+    directory: str | Path, config: dict[str, Any] | None = None, ema: bool = True
+) -> VPSDE:
     r"""Builds the prior stored in a checkpoint and loads its weights (the EMA weights if any and ``ema``).
 
     When ``config`` is given it must equal the stored one (else a ValueError names the field).
@@ -130,24 +150,31 @@ def _resolve(data: Any) -> Any:
     return data() if callable(data) and not isinstance(data, (Dataset, Tensor)) else data
 
 
-def _check_trained(meta: dict[str, Any], config: dict[str, Any], train_config: dict[str, Any]) -> None:
+def _check_trained(
+    meta: dict[str, Any], config: dict[str, Any], train_config: dict[str, Any]
+) -> None:
     r"""Raises a ValueError naming the first field where the checkpoint ``meta`` (its ``config.json``)
     was not trained as the model ``config`` with the keyword arguments ``train_config`` of
     :func:`train`: the model configs must be equal, and so must the fields of ``TRAIN_FIELDS``,
     :func:`train`'s defaults standing for those that ``train_config`` omits."""
 
     parameters = inspect.signature(train).parameters.items()
-    defaults = {k: p.default for k, p in parameters if k in TRAIN_FIELDS and p.default is not p.empty}
+    defaults = {
+        k: p.default for k, p in parameters if k in TRAIN_FIELDS and p.default is not p.empty
+    }
     wanted = {**defaults, **train_config}
     fields = [k for k in TRAIN_FIELDS if k in wanted]
     check_config(meta["model"], config, "model config")
-    check_config({k: meta["train"].get(k) for k in fields}, {k: wanted[k] for k in fields}, "training config")
+    check_config(
+        {k: meta["train"].get(k) for k in fields}, {k: wanted[k] for k in fields}, "training config"
+    )
 
 
 def find_checkpoint(name: str, config: dict[str, Any], train_config: dict[str, Any]) -> Path | None:
     r"""The directory of the finished checkpoint ``name`` of the prior ``config`` trained with
     ``train_config`` (:func:`_check_trained`): ``data_dir() / name``, else the shipped
-    ``sda_lite/shipped/name`` (:data:`~sda_lite.checkpoints.SHIPPED`), else None. Unfinished or mismatched checkpoints are skipped."""
+    ``sda_lite/shipped/name`` (:data:`~sda_lite.checkpoints.SHIPPED`), else None. Unfinished or
+    mismatched checkpoints are skipped."""
 
     for directory in (data_dir() / name, SHIPPED / name):
         meta = read_config(directory)
@@ -202,7 +229,9 @@ def ensure_prior(
             shutil.rmtree(directory)
             meta = None
     found = find_checkpoint(name, config, train_config)
-    if found is not None and (meta is None or found == directory):  # an interrupted local run resumes
+    if found is not None and (
+        meta is None or found == directory
+    ):  # an interrupted local run resumes
         return load_prior(found, config)
 
     train_prior(directory, config, train_config, data, valid, progress, prepare)
@@ -233,16 +262,30 @@ def train_prior(
     data = _resolve(data)
     if isinstance(data, tuple):
         data, valid = data
-    return train(sde, data, valid=_resolve(valid), directory=directory, config=config, progress=progress, **train_config)
+    return train(
+        sde,
+        data,
+        valid=_resolve(valid),
+        directory=directory,
+        config=config,
+        progress=progress,
+        **train_config,
+    )
 
 
 def families() -> list[str]:
     r"""The names of the shipped configuration files, e.g. ``["kolmogorov", "lorenz_global", "lorenz_local"]``."""
 
-    return sorted(path.stem for path in CONFIGS.glob("*.json") if set(json.loads(path.read_text())) <= {"ci", "cpu", "full"})
+    return sorted(
+        path.stem
+        for path in CONFIGS.glob("*.json")
+        if set(json.loads(path.read_text())) <= {"ci", "cpu", "full"}
+    )
 
 
-def load_configs(family: str, scale: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_configs(
+    family: str, scale_name: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     r"""The model and training configs ``(model, train)`` of a family at a scale, read from a file.
 
     A configuration file maps each scale to ``{"model": {...}, "train": {...}}``: ``model`` is a
@@ -252,31 +295,58 @@ def load_configs(family: str, scale: str | None = None) -> tuple[dict[str, Any],
     Arguments:
         family: A shipped family (:func:`families`, e.g. ``"lorenz_local"``, in
             ``sda_lite/configs/``) or the path of a JSON file.
-        scale: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``).
+        scale_name: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``).
     """
 
-    scale = get_scale(scale)
+    scale = get_scale(scale_name)
     path = Path(family)
     if path.suffix != ".json":
         if family not in families():
-            raise ValueError(f"unknown configuration family {family!r}: expected one of {families()} or the path of a .json file")
+            raise ValueError(
+                f"unknown configuration family {family!r}: expected one of {families()} or the path of a .json file"
+            )
         path = CONFIGS / f"{family}.json"
     try:
         with open(path) as f:
             configs = json.load(f)
     except FileNotFoundError:
-        raise ValueError(f"configuration file {str(path)!r} not found: expected a JSON file mapping scales to model and train configs") from None
+        raise ValueError(
+            f"configuration file {str(path)!r} not found: expected a JSON file mapping scales to "
+            "model and train configs"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"configuration file {str(path)!r} is not valid JSON ({error}): expected a mapping scale -> {{'model', 'train'}}") from None
+        raise ValueError(
+            f"configuration file {str(path)!r} is not valid JSON ({error}): "
+            "expected a mapping scale -> {'model', 'train'}"
+        ) from None
     if not isinstance(configs, dict) or scale not in configs:
         scales = sorted(configs) if isinstance(configs, dict) else type(configs).__name__
-        raise ValueError(f"configuration file {str(path)!r} has no scale {scale!r}: it has {scales}")
+        raise ValueError(
+            f"configuration file {str(path)!r} has no scale {scale!r}: it has {scales}"
+        )
     entry = configs[scale]
-    if not isinstance(entry, dict) or not isinstance(entry.get("model"), dict) or not isinstance(entry.get("train"), dict):
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("model"), dict)
+        or not isinstance(entry.get("train"), dict)
+    ):
         got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-        raise ValueError(f"configuration {str(path)!r}[{scale!r}] has {got}: expected a mapping with dicts 'model' and 'train'")
-    accepted = set(inspect.signature(train).parameters) - {"sde", "dataset", "valid", "directory", "config", "callback", "progress"}
+        raise ValueError(
+            f"configuration {str(path)!r}[{scale!r}] has {got}: expected a mapping with dicts 'model' and 'train'"
+        )
+    accepted = set(inspect.signature(train).parameters) - {
+        "sde",
+        "dataset",
+        "valid",
+        "directory",
+        "config",
+        "callback",
+        "progress",
+    }
     unknown = sorted(set(entry["train"]) - accepted)
     if unknown:
-        raise ValueError(f"configuration {str(path)!r}[{scale!r}] has unknown training option(s) {unknown}: expected some of {sorted(accepted)}")
+        raise ValueError(
+            f"configuration {str(path)!r}[{scale!r}] has unknown training option(s) {unknown}: "
+            f"expected some of {sorted(accepted)}"
+        )
     return jsonable(entry["model"]), jsonable(entry["train"])

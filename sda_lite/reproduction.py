@@ -15,7 +15,8 @@ import math
 from pathlib import Path
 
 from sda_lite.checkpoints import SHIPPED
-from sda_lite.config import SCALES, data_dir, scale as get_scale
+from sda_lite.config import SCALES, data_dir
+from sda_lite.config import scale as get_scale
 from sda_lite.io import write_json
 
 PAPER = Path(__file__).resolve().parent / "configs" / "paper_numbers.json"
@@ -38,7 +39,11 @@ def record(key: str, value: float, settings: dict, scale_name: str | None = None
         raise ValueError(f"{key}: value {value!r} is not finite: expected a number")
     path = data_dir() / f"reproduction_{get_scale(scale_name)}.json"
     runs = json.loads(path.read_text()) if path.exists() else {}
-    runs[key] = {"value": float(value), "settings": settings, "date": datetime.date.today().isoformat()}
+    runs[key] = {
+        "value": float(value),
+        "settings": settings,
+        "date": datetime.date.today().isoformat(),
+    }
     write_json(path, runs)
 
 
@@ -46,7 +51,10 @@ def runs(scale_name: str) -> tuple[dict, str]:
     r"""The recorded values of a scale and where they come from (``"this machine"``, ``"shipped"``,
     or ``""`` when there are none)."""
 
-    for path, origin in ((data_dir() / f"reproduction_{scale_name}.json", "this machine"), (SHIPPED / f"reproduction_{scale_name}.json", "shipped")):
+    for path, origin in (
+        (data_dir() / f"reproduction_{scale_name}.json", "this machine"),
+        (SHIPPED / f"reproduction_{scale_name}.json", "shipped"),
+    ):
         if path.exists():
             return json.loads(path.read_text()), origin
     return {}, ""
@@ -58,9 +66,15 @@ def table() -> str:
 
     source, numbers = paper()["source"], paper()["numbers"]
     columns = {name: runs(name) for name in SCALES}
-    lines = ["| number | paper | " + " | ".join(f"`{name}`" for name in SCALES) + " |", "|---|---|" + "---|" * len(SCALES)]
+    lines = [
+        "| number | paper | " + " | ".join(f"`{name}`" for name in SCALES) + " |",
+        "|---|---|" + "---|" * len(SCALES),
+    ]
     for key, entry in numbers.items():
-        cells = [f"{columns[name][0][key]['value']:.3g}" if key in columns[name][0] else "—" for name in SCALES]
+        cells = [
+            f"{columns[name][0][key]['value']:.3g}" if key in columns[name][0] else "—"
+            for name in SCALES
+        ]
         lines.append(f"| {entry['what']} | {entry['paper']:g} | " + " | ".join(cells) + " |")
     notes = [f"The paper: {source}."]
     for name, (values, origin) in columns.items():

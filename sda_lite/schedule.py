@@ -28,7 +28,9 @@ def time(t: Tensor | float) -> Tensor:
     if not torch.is_tensor(t) or not t.is_floating_point():
         t = torch.as_tensor(t, dtype=torch.get_default_dtype())
     if t.numel() > 0 and not bool(((t >= 0) & (t <= 1)).all()):
-        raise ValueError(f"diffusion time t must lie in [0, 1], got values in [{t.min():g}, {t.max():g}]")
+        raise ValueError(
+            f"diffusion time t must lie in [0, 1], got values in [{t.min():g}, {t.max():g}]"
+        )
     return t
 
 

@@ -28,13 +28,13 @@ short training). The network's schedule (``alpha``, ``eta``) must be that of its
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from sda_lite.schedule import NoiseSchedule
 from sda_lite.nets import ResMLP, TimeEmbedding, UNet
+from sda_lite.schedule import NoiseSchedule
 
 
 def _check_k(k: int) -> None:
@@ -45,7 +45,9 @@ def _check_k(k: int) -> None:
 def _time(t: Tensor | float, like: Tensor) -> Tensor:
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     if t.numel() > 0 and (t.min() < 0 or t.max() > 1):
-        raise ValueError(f"diffusion time t must lie in [0, 1], got values in [{t.min():g}, {t.max():g}]")
+        raise ValueError(
+            f"diffusion time t must lie in [0, 1], got values in [{t.min():g}, {t.max():g}]"
+        )
     return t
 
 
@@ -74,7 +76,9 @@ def unfold(x: Tensor, k: int, dim: int = -2) -> Tensor:
     _check_k(k)
     p = _axis(x, dim)
     if x.shape[p] < 2 * k + 1:
-        raise ValueError(f"trajectory of length L={x.shape[p]} is shorter than a window of 2k+1={2 * k + 1} states (k={k})")
+        raise ValueError(
+            f"trajectory of length L={x.shape[p]} is shorter than a window of 2k+1={2 * k + 1} states (k={k})"
+        )
     return x.unfold(p, 2 * k + 1, 1).movedim(-1, p + 1)
 
 
@@ -95,10 +99,14 @@ def fold(windows: Tensor, k: int, dim: int = -2) -> Tensor:
 
     _check_k(k)
     if windows.dim() < 1 - dim:
-        raise ValueError(f"expected windows of shape (*batch, W, 2k+1, ...) with time axis dim={dim}, got {tuple(windows.shape)}")
+        raise ValueError(
+            f"expected windows of shape (*batch, W, 2k+1, ...) with time axis dim={dim}, got {tuple(windows.shape)}"
+        )
     p = windows.dim() - 1 + dim  # window axis p, position within the window p + 1
     if windows.shape[p + 1] != 2 * k + 1 or windows.shape[p] < 1:
-        raise ValueError(f"expected windows of 2k+1={2 * k + 1} states (k={k}) at axis {p + 1}, got shape {tuple(windows.shape)}")
+        raise ValueError(
+            f"expected windows of 2k+1={2 * k + 1} states (k={k}) at axis {p + 1}, got shape {tuple(windows.shape)}"
+        )
     first = windows.select(p, 0).narrow(p, 0, k)
     middle = windows.select(p + 1, k)
     last = windows.select(p, -1).narrow(p, k + 1, k)
@@ -114,7 +122,10 @@ class _VParametrised(nn.Module):
         self.schedule, self.events = NoiseSchedule(alpha, eta), events
 
     def _eps(self, x: Tensor, t: Tensor, F: Tensor) -> Tensor:
-        mu, sigma = (self.schedule.expand(v.to(x), self.events) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
+        mu, sigma = (
+            self.schedule.expand(v.to(x), self.events)
+            for v in (self.schedule.mu(t), self.schedule.sigma(t))
+        )
         return sigma * x + mu * F
 
 
@@ -139,7 +150,9 @@ class LocalScore(nn.Module):
         in :math:`[0, 1]` -> ``(*batch, L, D)``.
     """
 
-    def __init__(self, net: Callable[[Tensor, Tensor], Tensor], k: int | None = None, dim: int = -2):
+    def __init__(
+        self, net: Callable[[Tensor, Tensor], Tensor], k: int | None = None, dim: int = -2
+    ):
         super().__init__()
 
         k = getattr(net, "k", None) if k is None else k
@@ -155,7 +168,9 @@ class LocalScore(nn.Module):
             try:
                 t = torch.broadcast_to(t[..., None], batch).reshape(-1)
             except RuntimeError:
-                raise ValueError(f"t of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch[:-1])} of x") from None
+                raise ValueError(
+                    f"t of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch[:-1])} of x"
+                ) from None
         eps = self.net(w.reshape(-1, *event), t)
         return fold(eps.reshape(w.shape), self.k, self.dim)
 
@@ -182,7 +197,14 @@ class LocalScoreNet(_VParametrised):
     """
 
     def __init__(
-        self, features: int, k: int, width: int = 256, depth: int = 5, embedding: int = 32, alpha: str = "cos", eta: float = 1e-3
+        self,
+        features: int,
+        k: int,
+        width: int = 256,
+        depth: int = 5,
+        embedding: int = 32,
+        alpha: str = "cos",
+        eta: float = 1e-3,
     ):
         super().__init__(alpha, eta, events=2)
 
@@ -194,7 +216,9 @@ class LocalScoreNet(_VParametrised):
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         shape = (2 * self.k + 1, self.features)
         if x.shape[-2:] != shape:
-            raise ValueError(f"expected windows of shape (*batch, {shape[0]}, {shape[1]}) (k={self.k}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected windows of shape (*batch, {shape[0]}, {shape[1]}) (k={self.k}), got {tuple(x.shape)}"
+            )
         t = _time(t, x)
         F = self.mlp(x.flatten(-2), self.embedding(t)).unflatten(-1, shape)
         return self._eps(x, t, F)
@@ -238,7 +262,9 @@ class GlobalScoreNet(_VParametrised):
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         if x.dim() < 2 or x.shape[-1] != self.features:
-            raise ValueError(f"expected x of shape (*batch, L, {self.features}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape (*batch, L, {self.features}), got {tuple(x.shape)}"
+            )
         t = _time(t, x)
         F = self.unet(x.transpose(-1, -2), self.embedding(t)).transpose(-1, -2)
         return self._eps(x, t, F)
@@ -306,7 +332,16 @@ class FieldScoreNet(_VParametrised):
         self.features, self.k, self.forcing = features, k, forcing
         c, w = (2 * k + 1) * features, 2 * k + 1
         self.embedding = TimeEmbedding(embedding)
-        self.unet = UNet(c + (forcing is not None), c, embedding, channels, blocks, kernel_size, spatial=2, circular=True)
+        self.unet = UNet(
+            c + (forcing is not None),
+            c,
+            embedding,
+            channels,
+            blocks,
+            kernel_size,
+            spatial=2,
+            circular=True,
+        )
         if grid is not None:
             self.register_buffer("mean", torch.zeros(features, grid, grid))
             self.register_buffer("lam", torch.ones(features, grid, grid, w))
@@ -320,8 +355,14 @@ class FieldScoreNet(_VParametrised):
         positive semi-definite, the covariance across the window of each Fourier mode."""
 
         if self.mean is None or mean.shape != self.mean.shape or cov.shape != self.U.shape:
-            expected = "a grid" if self.mean is None else f"mean {tuple(self.mean.shape)} and cov {tuple(self.U.shape)}"
-            raise ValueError(f"fit: got mean {tuple(mean.shape)} and cov {tuple(cov.shape)}, expected {expected}")
+            expected = (
+                "a grid"
+                if self.mean is None
+                else f"mean {tuple(self.mean.shape)} and cov {tuple(self.U.shape)}"
+            )
+            raise ValueError(
+                f"fit: got mean {tuple(mean.shape)} and cov {tuple(cov.shape)}, expected {expected}"
+            )
         lam, U = torch.linalg.eigh(cov.double())
         self.mean.copy_(mean)
         self.lam.copy_(lam.clamp(min=0))
@@ -330,10 +371,14 @@ class FieldScoreNet(_VParametrised):
     def gaussian(self, x: Tensor, t: Tensor) -> Tensor:
         r"""The exact predictor :math:`\epsilon_G(x(t), t)` of the Gaussian part, ``x: (*batch, 2k+1, C, H, W)``."""
 
-        mu, sigma = (self.schedule.expand(v.to(x), 4) for v in (self.schedule.mu(t), self.schedule.sigma(t)))
+        mu, sigma = (
+            self.schedule.expand(v.to(x), 4) for v in (self.schedule.mu(t), self.schedule.sigma(t))
+        )
         if self.mean is None:
             return sigma * x / (mu**2 + sigma**2)
-        d = torch.fft.fft2(x - mu * self.mean, norm="ortho").movedim(-4, -1)  # (*batch, C, H, W, 2k+1)
+        d = torch.fft.fft2(x - mu * self.mean, norm="ortho").movedim(
+            -4, -1
+        )  # (*batch, C, H, W, 2k+1)
         z = (d[..., None, :] @ self.U.to(d.dtype))[..., 0, :]  # U^T d, per mode
         z = z * (sigma / (mu**2 * self.lam + sigma**2))
         d = (self.U.to(d.dtype) @ z[..., None])[..., 0]
@@ -342,9 +387,14 @@ class FieldScoreNet(_VParametrised):
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         window = 2 * self.k + 1
         if x.dim() < 4 or x.shape[-4:-2] != (window, self.features):
-            raise ValueError(f"expected windows of shape (*batch, {window}, {self.features}, H, W) (k={self.k}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected windows of shape (*batch, {window}, {self.features}, H, W) (k={self.k}), "
+                f"got {tuple(x.shape)}"
+            )
         if self.mean is not None and x.shape[-2:] != self.mean.shape[-2:]:
-            raise ValueError(f"expected fields on the {tuple(self.mean.shape[-2:])} grid of the network, got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected fields on the {tuple(self.mean.shape[-2:])} grid of the network, got {tuple(x.shape)}"
+            )
         t = _time(t, x)
         h = x.flatten(-4, -3)  # (*batch, (2k+1) C, H, W)
         if self.forcing is not None:
@@ -380,7 +430,14 @@ class GaussianEps(nn.Module):
         ``x: (*batch, *shape)``, ``t`` broadcastable to ``batch`` in :math:`[0, 1]` -> ``(*batch, *shape)``.
     """
 
-    def __init__(self, mean: Tensor, cov: Tensor, shape: Sequence[int] | None = None, alpha: str = "cos", eta: float = 1e-3):
+    def __init__(
+        self,
+        mean: Tensor,
+        cov: Tensor,
+        shape: Sequence[int] | None = None,
+        alpha: str = "cos",
+        eta: float = 1e-3,
+    ):
         super().__init__()
 
         mean = torch.as_tensor(mean, dtype=torch.float64)
@@ -388,7 +445,10 @@ class GaussianEps(nn.Module):
         shape = torch.Size(mean.shape if shape is None else shape)
         n = shape.numel()
         if mean.numel() != n or cov.shape != (n, n):
-            raise ValueError(f"expected mean of {n} elements and cov of shape ({n}, {n}) for the event shape {tuple(shape)}, got {tuple(mean.shape)} and {tuple(cov.shape)}")
+            raise ValueError(
+                f"expected mean of {n} elements and cov of shape ({n}, {n}) for the event shape "
+                f"{tuple(shape)}, got {tuple(mean.shape)} and {tuple(cov.shape)}"
+            )
         if not torch.allclose(cov, cov.mT, atol=1e-8 * cov.abs().max()):
             raise ValueError("cov must be symmetric")
         lam, U = torch.linalg.eigh(cov)
@@ -404,7 +464,9 @@ class GaussianEps(nn.Module):
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
         e = len(self.shape)
         if x.shape[x.dim() - e :] != self.shape or x.dim() < e:
-            raise ValueError(f"expected x of shape (*batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape (*batch, {', '.join(map(str, self.shape))}), got {tuple(x.shape)}"
+            )
         batch = x.shape[: x.dim() - e]
         t = _time(t, x)
         mu = self.schedule.mu(t).to(torch.float64)[..., None]

@@ -22,10 +22,11 @@ from sda_lite.priors import (  # noqa: F401
     build_prior,
     ensure_prior,
     families,
-    find_checkpoint as checkpoint,
     load_configs,
     load_prior,
     prior_for_length,
     train_prior,
 )
-from sda_lite.training import LR_SCHEDULES as SCHEDULES, TRAIN_FIELDS, evaluate, lr_factor, train  # noqa: F401
+from sda_lite.priors import find_checkpoint as checkpoint  # noqa: F401
+from sda_lite.training import LR_SCHEDULES as SCHEDULES  # noqa: F401
+from sda_lite.training import TRAIN_FIELDS, evaluate, lr_factor, train  # noqa: F401

@@ -21,9 +21,10 @@ docstring and :mod:`sda_lite.distributed`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,13 +32,30 @@ from torch.utils.data import Dataset, default_collate
 from tqdm.auto import tqdm
 
 from sda_lite import distributed
-from sda_lite.checkpoints import check_config, jsonable, load_checkpoint, read_config, save_checkpoint
+from sda_lite.checkpoints import (
+    check_config,
+    jsonable,
+    load_checkpoint,
+    read_config,
+    save_checkpoint,
+)
 from sda_lite.config import device
 from sda_lite.diffusion import VPSDE
 
 LR_SCHEDULES = ("linear", "cosine", "constant")
 # The fields of a training configuration that change the result (``every`` does not).
-TRAIN_FIELDS = ("epochs", "batch_size", "epoch_size", "lr", "weight_decay", "lr_schedule", "ema", "bf16", "seed", "dataset")
+TRAIN_FIELDS = (
+    "epochs",
+    "batch_size",
+    "epoch_size",
+    "lr",
+    "weight_decay",
+    "lr_schedule",
+    "ema",
+    "bf16",
+    "seed",
+    "dataset",
+)
 
 
 def lr_factor(lr_schedule: str, step: int, total: int) -> float:
@@ -48,7 +66,9 @@ def lr_factor(lr_schedule: str, step: int, total: int) -> float:
     """
 
     if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"unknown learning-rate schedule {lr_schedule!r}: expected one of {LR_SCHEDULES}")
+        raise ValueError(
+            f"unknown learning-rate schedule {lr_schedule!r}: expected one of {LR_SCHEDULES}"
+        )
     r = min(step / max(total, 1), 1.0)
     if lr_schedule == "linear":
         return 1 - r
@@ -57,7 +77,14 @@ def lr_factor(lr_schedule: str, step: int, total: int) -> float:
     return 1.0
 
 
-def _batches(dataset: Dataset | Tensor, batch_size: int, generator: torch.Generator, size: int | None = None, rank: int = 0, world: int = 1):
+def _batches(
+    dataset: Dataset | Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    size: int | None = None,
+    rank: int = 0,
+    world: int = 1,
+):
     r"""Yields the ``size // batch_size`` batches of an epoch of ``size`` samples (default
     ``len(dataset)``: one pass), drawn without replacement from successive random permutations.
 
@@ -81,7 +108,13 @@ def _batches(dataset: Dataset | Tensor, batch_size: int, generator: torch.Genera
 
 
 @torch.no_grad()
-def evaluate(sde: nn.Module, dataset: Dataset | Tensor, samples: int = 1024, batch_size: int = 256, seed: int = 0) -> float:
+def evaluate(
+    sde: nn.Module,
+    dataset: Dataset | Tensor,
+    samples: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> float:
     r"""The mean loss over at least ``samples`` samples of ``dataset`` (repeating passes over it),
     under fixed noise (``seed``), so that the losses of successive epochs compare; the caller's
     random state is left untouched."""
@@ -91,7 +124,9 @@ def evaluate(sde: nn.Module, dataset: Dataset | Tensor, samples: int = 1024, bat
         torch.manual_seed(seed)
         mode, losses = sde.training, []
         sde.eval()
-        for x in _batches(dataset, min(batch_size, size), torch.Generator().manual_seed(seed), size):
+        for x in _batches(
+            dataset, min(batch_size, size), torch.Generator().manual_seed(seed), size
+        ):
             losses.append(sde.loss(x.to(_device(sde))).item())
         sde.train(mode)
     return sum(losses) / max(len(losses), 1)
@@ -186,11 +221,15 @@ def train(
     another ``N``.
     """
 
-    every = _check_hyper(epochs, batch_size, len(dataset), epoch_size, lr, weight_decay, lr_schedule, ema, every)
+    every = _check_hyper(
+        epochs, batch_size, len(dataset), epoch_size, lr, weight_decay, lr_schedule, ema, every
+    )
     parallel = distributed.setup()
     rank, world = (distributed.rank(), distributed.world()) if parallel else (0, 1)
     if batch_size % world:
-        raise ValueError(f"batch_size={batch_size} does not split over {world} processes: expected a multiple of {world}")
+        raise ValueError(
+            f"batch_size={batch_size} does not split over {world} processes: expected a multiple of {world}"
+        )
 
     hyper = {
         "epochs": epochs, "batch_size": batch_size, "epoch_size": epoch_size, "lr": lr, "weight_decay": weight_decay,
@@ -203,8 +242,12 @@ def train(
     sde.train()
 
     optimizer = torch.optim.AdamW(sde.parameters(), lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(lr_schedule, s, epochs * steps))
-    average = {k: v.detach().clone() for k, v in sde.state_dict().items()} if ema is not None else None
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(lr_schedule, s, epochs * steps)
+    )
+    average = (
+        {k: v.detach().clone() for k, v in sde.state_dict().items()} if ema is not None else None
+    )
     shuffle = torch.Generator().manual_seed(seed)
     history: dict[str, list[float]] = {"train": [], "valid": [], "lr": []}
     start = 0
@@ -219,8 +262,22 @@ def train(
             distributed.barrier()
         if meta is not None:  # resume
             check_config(meta["model"], config, "model config")
-            check_config({k: meta["train"].get(k) for k in TRAIN_FIELDS}, {k: hyper[k] for k in TRAIN_FIELDS}, "training config")
-            average = _restore(load_checkpoint(directory)[1], sde, optimizer, scheduler, average, shuffle, dev, rank, seed + 7919 * meta["progress"]["epoch"])
+            check_config(
+                {k: meta["train"].get(k) for k in TRAIN_FIELDS},
+                {k: hyper[k] for k in TRAIN_FIELDS},
+                "training config",
+            )
+            average = _restore(
+                load_checkpoint(directory)[1],
+                sde,
+                optimizer,
+                scheduler,
+                average,
+                shuffle,
+                dev,
+                rank,
+                seed + 7919 * meta["progress"]["epoch"],
+            )
             start, history = meta["progress"]["epoch"], meta["progress"]["history"]
 
         loss_of = sde.loss
@@ -229,8 +286,13 @@ def train(
             loss_of = nn.parallel.DistributedDataParallel(_Loss(sde), device_ids=ids)
 
         def save(epoch: int) -> None:
-            rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-            ranks = distributed.gather({k: v.cpu() if v is not None else None for k, v in rng.items()})
+            rng = {
+                "cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            }
+            ranks = distributed.gather(
+                {k: v.cpu() if v is not None else None for k, v in rng.items()}
+            )
             if rank > 0:
                 distributed.barrier()
                 return
@@ -239,7 +301,11 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "ema": average,
-                "rng": {"shuffle": shuffle.get_state(), **rng, **({"ranks": ranks} if world > 1 else {})},
+                "rng": {
+                    "shuffle": shuffle.get_state(),
+                    **rng,
+                    **({"ranks": ranks} if world > 1 else {}),
+                },
             }
             meta = {
                 "model": config,
@@ -249,7 +315,13 @@ def train(
             save_checkpoint(directory, meta, state)
             distributed.barrier()
 
-        bar = tqdm(range(start, epochs), initial=start, total=epochs, disable=not progress or rank > 0, desc="training")
+        bar = tqdm(
+            range(start, epochs),
+            initial=start,
+            total=epochs,
+            disable=not progress or rank > 0,
+            desc="training",
+        )
         for epoch in bar:
             losses = []
             for x in _batches(dataset, batch_size, shuffle, epoch_size, rank, world):
@@ -264,9 +336,17 @@ def train(
                 losses.append(loss.detach())
 
             history["train"].append(distributed.mean(torch.stack(losses).mean().item()))
-            history["valid"].append(distributed.broadcast(evaluate(sde, valid, seed=seed + 1) if valid is not None and rank == 0 else None))
+            history["valid"].append(
+                distributed.broadcast(
+                    evaluate(sde, valid, seed=seed + 1) if valid is not None and rank == 0 else None
+                )
+            )
             history["lr"].append(optimizer.param_groups[0]["lr"])
-            bar.set_postfix(train=f"{history['train'][-1]:.4f}", valid=f"{history['valid'][-1] or math.nan:.4f}", lr=f"{history['lr'][-1]:.1e}")
+            bar.set_postfix(
+                train=f"{history['train'][-1]:.4f}",
+                valid=f"{history['valid'][-1] or math.nan:.4f}",
+                lr=f"{history['lr'][-1]:.1e}",
+            )
 
             if directory is not None and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
                 save(epoch + 1)
@@ -278,24 +358,36 @@ def train(
     return history
 
 
-def _check_hyper(epochs, batch_size, n, epoch_size, lr, weight_decay, lr_schedule, ema, every) -> int:
+def _check_hyper(
+    epochs, batch_size, n, epoch_size, lr, weight_decay, lr_schedule, ema, every
+) -> int:
     r"""Checks the hyper-parameters of :func:`train` for a dataset of ``n`` samples; returns ``every``
     (epochs between checkpoints, default about 32 per run)."""
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an integer in [1, len(dataset)={n}], got {batch_size!r}")
+        raise ValueError(
+            f"batch_size must be an integer in [1, len(dataset)={n}], got {batch_size!r}"
+        )
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
+    if not (
+        isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0
+    ):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     if lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"unknown learning-rate schedule {lr_schedule!r}: expected one of {LR_SCHEDULES}")
+        raise ValueError(
+            f"unknown learning-rate schedule {lr_schedule!r}: expected one of {LR_SCHEDULES}"
+        )
     if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
         raise ValueError(f"ema must be None or a decay in (0, 1), got {ema!r}")
-    if epoch_size is not None and (isinstance(epoch_size, bool) or not isinstance(epoch_size, int) or epoch_size < batch_size):
-        raise ValueError(f"epoch_size must be None or an integer >= batch_size={batch_size}, got {epoch_size!r}")
+    if epoch_size is not None and (
+        isinstance(epoch_size, bool) or not isinstance(epoch_size, int) or epoch_size < batch_size
+    ):
+        raise ValueError(
+            f"epoch_size must be None or an integer >= batch_size={batch_size}, got {epoch_size!r}"
+        )
     every = max(1, epochs // 32) if every is None else every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
@@ -313,7 +405,9 @@ def _restore(state, sde, optimizer, scheduler, average, shuffle, dev, rank, fres
     if average is not None:
         average = {k: v.to(dev) for k, v in state["ema"].items()}
     shuffle.set_state(state["rng"]["shuffle"])
-    ranks = state["rng"].get("ranks") or [{"cpu": state["rng"]["cpu"], "cuda": state["rng"].get("cuda")}]
+    ranks = state["rng"].get("ranks") or [
+        {"cpu": state["rng"]["cpu"], "cuda": state["rng"].get("cuda")}
+    ]
     if rank < len(ranks):
         torch.set_rng_state(ranks[rank]["cpu"])
         if dev.type == "cuda" and ranks[rank].get("cuda") is not None:
@@ -325,7 +419,8 @@ def _restore(state, sde, optimizer, scheduler, average, shuffle, dev, rank, fres
 
 @torch.no_grad()
 def _ema_update(average: dict[str, Tensor], sde: nn.Module, ema: float) -> None:
-    r""":math:`\bar\phi \gets \beta \bar\phi + (1 - \beta) \phi` for the floating-point weights; the others are copied."""
+    r""":math:`\bar\phi \gets \beta \bar\phi + (1 - \beta) \phi` for the floating-point weights;
+    the others are copied."""
 
     for key, value in sde.state_dict().items():
         if value.is_floating_point():

@@ -25,13 +25,21 @@ class TrajectoryWindows(Dataset):
     Items are shaped ``(w, D)``.
     """
 
-    def __init__(self, x: Tensor, window: int, length: int | None = None, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        x: Tensor,
+        window: int,
+        length: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
         if not isinstance(x, Tensor) or x.ndim != 3:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x has shape {shape}: expected trajectories shaped (N, L, D)")
         N, L, _ = x.shape
         if not isinstance(window, int) or not 1 <= window <= L:
-            raise ValueError(f"window={window!r}: expected an integer in [1, {L}] (trajectories have L={L} states)")
+            raise ValueError(
+                f"window={window!r}: expected an integer in [1, {L}] (trajectories have L={L} states)"
+            )
         if length is not None and (not isinstance(length, int) or length < 1):
             raise ValueError(f"length={length!r}: expected an integer >= 1")
         self.x, self.window, self.generator = x, window, generator
@@ -54,7 +62,9 @@ class TrajectoryWindows(Dataset):
 
         i = torch.as_tensor(indices, dtype=torch.long)
         if i.numel() and not (-self.length <= i.min() and i.max() < self.length):
-            raise IndexError(f"indices in [{i.min()}, {i.max()}] out of range for {self.length} items")
+            raise IndexError(
+                f"indices in [{i.min()}, {i.max()}] out of range for {self.length} items"
+            )
         N, L, _ = self.x.shape
         start = torch.randint(0, L - self.window + 1, i.shape, generator=self.generator)
         return list(self.x[(i % N)[:, None], start[:, None] + torch.arange(self.window)].unbind(0))
@@ -64,10 +74,18 @@ class FieldWindows(TrajectoryWindows):
     r"""Random windows of ``window`` consecutive fields: :class:`~sda_lite.data.TrajectoryWindows`
     over trajectories ``x: (N, L, C, H, W)``, with items shaped ``(window, C, H, W)``."""
 
-    def __init__(self, x: Tensor, window: int, length: int | None = None, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        x: Tensor,
+        window: int,
+        length: int | None = None,
+        generator: torch.Generator | None = None,
+    ):
         if not isinstance(x, Tensor) or x.ndim != 5:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"x has shape {shape}: expected field trajectories shaped (N, L, C, H, W)")
+            raise ValueError(
+                f"x has shape {shape}: expected field trajectories shaped (N, L, C, H, W)"
+            )
         super().__init__(x.flatten(2), window, length, generator)
         self.state = x.shape[2:]
 

@@ -12,11 +12,35 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sda_lite"
 GENERIC = {
-    "chain", "checkpoints", "config", "diffusion", "distributed", "fields", "guidance", "io", "metrics",
-    "baselines", "nets", "observe", "plots", "priors", "reproduction", "schedule", "score", "training", "windows",
+    "chain",
+    "checkpoints",
+    "config",
+    "diffusion",
+    "distributed",
+    "fields",
+    "guidance",
+    "io",
+    "metrics",
+    "baselines",
+    "nets",
+    "observe",
+    "plots",
+    "priors",
+    "reproduction",
+    "schedule",
+    "score",
+    "training",
+    "windows",
 }
 SYSTEMS = {"lorenz", "linear", "kolmogorov", "scenarios"}
-TOP = {"cli", "__main__", "widgets", "dynamics", "data", "train"}  # dynamics, data, train: old import paths
+TOP = {
+    "cli",
+    "__main__",
+    "widgets",
+    "dynamics",
+    "data",
+    "train",
+}  # dynamics, data, train: old import paths
 
 
 def modules() -> dict[str, Path]:
@@ -39,7 +63,9 @@ def imports(path: Path) -> set[str]:
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}  # from sda_lite import x
+            names |= {
+                f"{node.module}.{alias.name}" for alias in node.names
+            }  # from sda_lite import x
     known = modules()
     return {n.removeprefix("sda_lite.") for n in names if n.startswith("sda_lite.")} & set(known)
 
@@ -52,7 +78,9 @@ def floor(name: str) -> str:
         return "systems"
     if top in TOP or name == "__init__":
         return "top"
-    raise AssertionError(f"module sda_lite.{name} has no floor: add it to GENERIC, SYSTEMS or TOP in {__file__}")
+    raise AssertionError(
+        f"module sda_lite.{name} has no floor: add it to GENERIC, SYSTEMS or TOP in {__file__}"
+    )
 
 
 GRAPH = {name: imports(path) - {name} for name, path in modules().items()}
@@ -72,7 +100,7 @@ def test_no_import_cycle():
         state[name] = 1
         for other in sorted(GRAPH[name]):
             if state.get(other) == 1:
-                cycle = path[path.index(other):] + [other] if other in path else [name, other]
+                cycle = path[path.index(other) :] + [other] if other in path else [name, other]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if other not in state:
                 visit(other, path + [other])
@@ -87,8 +115,11 @@ def test_the_generic_floor_loads_no_system():
     import subprocess
     import sys
 
-    code = ("import sys, sda_lite.guidance, sda_lite.observe, sda_lite.priors, sda_lite.training; "
-            "bad = [m for m in sys.modules if m in ('jax', 'h5py') or m.startswith(('sda_lite.lorenz', 'sda_lite.kolmogorov'))]; "
-            "print(bad); assert not bad")
+    code = (
+        "import sys, sda_lite.guidance, sda_lite.observe, sda_lite.priors, sda_lite.training; "
+        "bad = [m for m in sys.modules if m in ('jax', 'h5py') "
+        "or m.startswith(('sda_lite.lorenz', 'sda_lite.kolmogorov'))]; "
+        "print(bad); assert not bad"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -52,8 +52,17 @@ def test_particle_filter_matches_the_kalman_smoother(problem, resampling):
     g = torch.Generator().manual_seed(2)
     x0 = chain.prior((2**14,), generator=g, dtype=torch.float64)
     x, log_z = particle_filter(
-        chain, y, A, STD, every=EVERY, x0=x0, samples=4096, resampling=resampling,
-        evidence=True, generator=g, progress=False,
+        chain,
+        y,
+        A,
+        STD,
+        every=EVERY,
+        x0=x0,
+        samples=4096,
+        resampling=resampling,
+        evidence=True,
+        generator=g,
+        progress=False,
     )
     assert x.shape == (4096, L, 2)
     assert ((x.mean(0) - mean) / std).abs().max() < 0.25  # path degeneracy thins early states
@@ -63,7 +72,9 @@ def test_particle_filter_matches_the_kalman_smoother(problem, resampling):
     O = torch.zeros(len(y), L, 2, dtype=torch.float64)
     O[torch.arange(len(y)), torch.arange(0, L, EVERY), 0] = 1
     O = O.flatten(1)
-    p = torch.distributions.MultivariateNormal(O @ m, O @ C @ O.mT + STD**2 * torch.eye(len(y), dtype=torch.float64))
+    p = torch.distributions.MultivariateNormal(
+        O @ m, O @ C @ O.mT + STD**2 * torch.eye(len(y), dtype=torch.float64)
+    )
     assert log_z.item() == pytest.approx(p.log_prob(y[:, 0]).item(), abs=0.1)
 
 
@@ -76,11 +87,17 @@ def test_bootstrap_filter_weights_and_parents(problem):
         assert s.log_w.exp().sum().item() == pytest.approx(1.0)
         # Resampling (always, by default) follows each observation, before the next move.
         assert (s.parents is not None) == (i > 0 and (i - 1) % EVERY == 0 and i - 1 < L)
-    assert torch.allclose(steps[-1].log_w.double(), torch.full((64,), -math.log(64), dtype=torch.float64))
+    assert torch.allclose(
+        steps[-1].log_w.double(), torch.full((64,), -math.log(64), dtype=torch.float64)
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.floats(0.01, 1.0), min_size=1, max_size=20), st.integers(1, 64), st.integers(0, 2**16))
+@given(
+    st.lists(st.floats(0.01, 1.0), min_size=1, max_size=20),
+    st.integers(1, 64),
+    st.integers(0, 2**16),
+)
 def test_systematic_resampling_copies_each_particle_about_n_w_times(w, n, seed):
     w = torch.tensor(w, dtype=torch.float64)
     w = w / w.sum()
@@ -92,8 +109,19 @@ def test_systematic_resampling_copies_each_particle_about_n_w_times(w, n, seed):
 def test_enkf_matches_the_kalman_filter(problem):
     chain, y, _, _ = problem
     g = torch.Generator().manual_seed(3)
-    E = enkf(chain, y, A, STD, every=EVERY, x0=chain.prior((1000,), generator=g, dtype=torch.float64), generator=g, progress=False)
-    mean, cov, _, _ = chain.kalman_filter(y, H, STD**2 * torch.eye(1, dtype=torch.float64), every=EVERY)
+    E = enkf(
+        chain,
+        y,
+        A,
+        STD,
+        every=EVERY,
+        x0=chain.prior((1000,), generator=g, dtype=torch.float64),
+        generator=g,
+        progress=False,
+    )
+    mean, cov, _, _ = chain.kalman_filter(
+        y, H, STD**2 * torch.eye(1, dtype=torch.float64), every=EVERY
+    )
     std = cov.diagonal(dim1=-2, dim2=-1).sqrt()
     assert E.shape == (1000, L, 2)
     assert ((E.mean(0) - mean) / std).abs().max() < 0.3
@@ -103,18 +131,49 @@ def test_enkf_matches_the_kalman_filter(problem):
 def test_enks_matches_the_kalman_smoother(problem):
     chain, y, mean, std = problem
     g = torch.Generator().manual_seed(4)
-    E = enks(chain, y, A, STD, every=EVERY, x0=chain.prior((1000,), generator=g, dtype=torch.float64), generator=g, progress=False)
+    E = enks(
+        chain,
+        y,
+        A,
+        STD,
+        every=EVERY,
+        x0=chain.prior((1000,), generator=g, dtype=torch.float64),
+        generator=g,
+        progress=False,
+    )
     assert ((E.mean(0) - mean) / std).abs().max() < 0.4
     assert ((E.std(0) / std) - 1).abs().max() < 0.15
     # The filter's first states are far from the smoother's, so the test above tells them apart.
-    F = enkf(chain, y, A, STD, every=EVERY, x0=chain.prior((1000,), generator=g, dtype=torch.float64), generator=g, progress=False)
+    F = enkf(
+        chain,
+        y,
+        A,
+        STD,
+        every=EVERY,
+        x0=chain.prior((1000,), generator=g, dtype=torch.float64),
+        generator=g,
+        progress=False,
+    )
     assert ((F.mean(0) - mean) / std).abs().max() > 1.0
 
 
 def test_inflation_widens_the_ensemble(problem):
     chain, y, _, _ = problem
     x0 = chain.prior((500,), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    runs = [enkf(chain, y, A, STD, every=EVERY, x0=x0, inflation=f, generator=torch.Generator().manual_seed(6), progress=False) for f in (1.0, 1.2)]
+    runs = [
+        enkf(
+            chain,
+            y,
+            A,
+            STD,
+            every=EVERY,
+            x0=x0,
+            inflation=f,
+            generator=torch.Generator().manual_seed(6),
+            progress=False,
+        )
+        for f in (1.0, 1.2)
+    ]
     assert (runs[1][:, -1].std(0) > 1.1 * runs[0][:, -1].std(0)).all()
 
 
@@ -131,11 +190,30 @@ def test_fourdvar_prior_options(problem):
     # No prior on x_0: a near-deterministic chain fits noise-free data exactly.
     line = LinearGaussian(torch.eye(1) * 0.9, torch.eye(1) * 1e-6, torch.zeros(1), torch.eye(1))
     data = torch.tensor([[5.0], [4.5], [4.05]], dtype=torch.float64)
-    x = fourdvar(line, data, lambda x: x, 1e-3, x=torch.zeros(3, 1, dtype=torch.float64), prior=False, iterations=4, progress=False)
+    x = fourdvar(
+        line,
+        data,
+        lambda x: x,
+        1e-3,
+        x=torch.zeros(3, 1, dtype=torch.float64),
+        prior=False,
+        iterations=4,
+        progress=False,
+    )
     torch.testing.assert_close(x, data, atol=1e-3, rtol=0)
     # A callable prior equal to the chain's Gaussian gives the posterior mode again.
     p0 = torch.distributions.MultivariateNormal(chain.m0, chain.P0)
-    x = fourdvar(chain, y, A, STD, x=torch.zeros(L, 2, dtype=torch.float64), every=EVERY, prior=p0.log_prob, iterations=4, progress=False)
+    x = fourdvar(
+        chain,
+        y,
+        A,
+        STD,
+        x=torch.zeros(L, 2, dtype=torch.float64),
+        every=EVERY,
+        prior=p0.log_prob,
+        iterations=4,
+        progress=False,
+    )
     torch.testing.assert_close(x, mean, atol=1e-4, rtol=0)
 
 
@@ -203,6 +281,8 @@ def test_bad_input(problem):
     with pytest.raises(ValueError, match="length"):
         fourdvar(chain, y, A, STD, x=torch.zeros(4, 5, 2), every=EVERY, progress=False)
     with pytest.raises(ValueError, match="prior"):
-        fourdvar(chain, y, A, STD, x=torch.zeros(L, 2), every=EVERY, prior="gaussian", progress=False)
+        fourdvar(
+            chain, y, A, STD, x=torch.zeros(L, 2), every=EVERY, prior="gaussian", progress=False
+        )
     with pytest.raises(ValueError, match="LinearGaussian"):
         kalman_smoother(NoisyLorenz63(), y, H, STD)

@@ -23,7 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("SDA_BOOK_HTML", ROOT / "book" / "_build" / "html"))
 SCREENSHOTS = HTML.parent / "screenshots"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM, CHROMEDRIVER = (
+    shutil.which("chromium") or "/usr/bin/chromium",
+    shutil.which("chromedriver") or "/usr/bin/chromedriver",
+)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -86,9 +89,17 @@ def driver():
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="sda-chromium-")
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1280,1000", f"--user-data-dir={profile}",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -118,7 +129,9 @@ def test_page_renders_with_all_images(driver, page):
     _open(driver, page)
     assert driver.title.strip(), f"{page}: empty <title>"
     if page not in ("search.html", "genindex.html", "py-modindex.html"):
-        headings = driver.execute_script("return [...document.querySelectorAll('main h1, article h1')].map(h => h.textContent.trim())")
+        headings = driver.execute_script(
+            "return [...document.querySelectorAll('main h1, article h1')].map(h => h.textContent.trim())"
+        )
         assert any(headings), f"{page}: no heading rendered"
     broken = driver.execute_script(
         "return [...document.images].filter(i => !(i.naturalWidth > 0)).map(i => i.getAttribute('src'))"
@@ -130,18 +143,22 @@ def test_page_renders_with_all_images(driver, page):
         "const done = arguments[arguments.length - 1];"
         "if (!document.querySelector('.math')) return done(0);"
         "if (!window.MathJax || !MathJax.Hub) return done('MathJax did not load');"
-        "MathJax.Hub.Queue(() => done([...document.querySelectorAll('.math')].filter(e => /\\\\[(\\[]/.test(e.innerText)).length));"
+        "MathJax.Hub.Queue(() => done([...document.querySelectorAll('.math')]"
+        ".filter(e => /\\\\[(\\[]/.test(e.innerText)).length));"
     )
     assert raw == 0, f"{page}: equations not typeset: {raw}"
     # A widget view renders from the widget state saved in the page (e.g. a finished progress bar),
     # or not at all: one without a state would be an empty box.
     stateless = driver.execute_script(
-        f"const views = [...document.querySelectorAll('script[type=\"{WIDGET_VIEW}\"]')].map(s => JSON.parse(s.textContent).model_id);"
+        f"const views = [...document.querySelectorAll('script[type=\"{WIDGET_VIEW}\"]')]"
+        ".map(s => JSON.parse(s.textContent).model_id);"
         "const saved = [...document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-state+json\"]')]"
         "  .flatMap(s => Object.keys(JSON.parse(s.textContent).state));"
         "return views.filter(id => !saved.includes(id));"
     )
-    assert not stateless, f"{page}: widget view(s) without a saved state or a static figure: {stateless}"
+    assert not stateless, (
+        f"{page}: widget view(s) without a saved state or a static figure: {stateless}"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -183,9 +200,13 @@ def test_screenshots_of_a_chapter_and_a_widget_figure(driver):
     assert driver.save_screenshot(str(chapter))
 
     figures = driver.find_elements("css selector", "div.cell_output img")
-    assert len(figures) >= 4, f"{page}: expected the static figures of four panels, found {len(figures)}"
+    assert len(figures) >= 4, (
+        f"{page}: expected the static figures of four panels, found {len(figures)}"
+    )
     views = driver.find_elements("css selector", f'script[type="{WIDGET_VIEW}"]')
-    assert not views, f"{page}: the panels should show their PNG in the HTML book, not a widget view"
+    assert not views, (
+        f"{page}: the panels should show their PNG in the HTML book, not a widget view"
+    )
     # The Lorenz panel's static figure, in its section of the playground.
     figure = driver.find_element("css selector", "section#lorenz-63-posteriors div.cell_output img")
     driver.execute_script("arguments[0].scrollIntoView()", figure)
@@ -235,8 +256,18 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     source = "from sda_lite.widgets import gaussian_panel\n\npanel = gaussian_panel(L=12, samples=64, steps=8)\npanel"
     notebook = {
-        "cells": [{"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+            }
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -244,10 +275,22 @@ def lab(tmp_path_factory):
     port = _free_port()
     env = os.environ | {"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.token=", "--ServerApp.password=",
-         "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--allow-root"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.expose_app_in_browser=True",
+            "--allow-root",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -283,28 +326,63 @@ def test_live_panel_in_jupyterlab(lab):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="sda-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1000", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         wait = WebDriverWait(browser, 240, poll_frequency=0.25)
         browser.get(f"{lab}/lab/tree/live.ipynb")
-        notebook = "const app = window.jupyterapp; const w = app && [...app.shell.widgets('main')].find(w => w.sessionContext);"
-        wait.until(lambda b: b.execute_script(
-            notebook + "const k = w && w.sessionContext.session && w.sessionContext.session.kernel; return !!k && k.status === 'idle'"))
-        browser.execute_script(notebook + "app.shell.activateById(w.id); return app.commands.execute('notebook:run-all-cells')")
+        notebook = (
+            "const app = window.jupyterapp; "
+            "const w = app && [...app.shell.widgets('main')].find(w => w.sessionContext);"
+        )
+        wait.until(
+            lambda b: b.execute_script(
+                notebook
+                + "const k = w && w.sessionContext.session && w.sessionContext.session.kernel; "
+                "return !!k && k.status === 'idle'"
+            )
+        )
+        browser.execute_script(
+            notebook
+            + "app.shell.activateById(w.id); return app.commands.execute('notebook:run-all-cells')"
+        )
         image = "div.jp-OutputArea-output img.widget-image"
-        wait.until(lambda b: b.execute_script(f"const i = document.querySelector('{image}'); return i && i.naturalWidth > 0"))
+        wait.until(
+            lambda b: b.execute_script(
+                f"const i = document.querySelector('{image}'); return i && i.naturalWidth > 0"
+            )
+        )
         first = browser.execute_script(f"return document.querySelector('{image}').src")
-        method = browser.find_elements("css selector", "div.jp-OutputArea-output .widget-dropdown select")[0]
+        method = browser.find_elements(
+            "css selector", "div.jp-OutputArea-output .widget-dropdown select"
+        )[0]
         tic = time.perf_counter()
         Select(method).select_by_visible_text("mmps")
-        wait.until(lambda b: b.execute_script(
-            f"const i = document.querySelector('{image}'); return i && i.src !== arguments[0] && i.naturalWidth > 0", first))
+        wait.until(
+            lambda b: b.execute_script(
+                f"const i = document.querySelector('{image}'); "
+                "return i && i.src !== arguments[0] && i.naturalWidth > 0",
+                first,
+            )
+        )
         response = time.perf_counter() - tic
-        status = browser.execute_script("return [...document.querySelectorAll('div.jp-OutputArea-output .widget-html-content')].map(e => e.textContent).join(' ')")
+        status = browser.execute_script(
+            "return [...document.querySelectorAll('div.jp-OutputArea-output .widget-html-content')]"
+            ".map(e => e.textContent).join(' ')"
+        )
         assert "figure in" in status and "error" not in status, status
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / "jupyterlab_live_panel.png"))

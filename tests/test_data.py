@@ -26,16 +26,25 @@ def test_dataset_shapes_splits_and_attributes(tmp_path):
     path = ensure_lorenz(tmp_path / "l.h5", "ci", seed=3, **TINY)
     assert path == tmp_path / "l.h5"
     x = {s: load(path, s) for s in ("train", "valid", "test")}
-    assert {s: tuple(v.shape) for s, v in x.items()} == {"train": (16, 16, 3), "valid": (2, 16, 3), "test": (2, 16, 3)}
+    assert {s: tuple(v.shape) for s, v in x.items()} == {
+        "train": (16, 16, 3),
+        "valid": (2, 16, 3),
+        "test": (2, 16, 3),
+    }
     assert all(v.dtype == torch.float32 for v in x.values())
     with h5py.File(path) as f:
         assert f.attrs["trajectories"] == 20 and f.attrs["length"] == 16 and f.attrs["burn"] == 8
-        assert f.attrs["seed"] == 3 and f.attrs["dt"] == 0.025 and f.attrs["format"] == lorenz.FORMAT
+        assert (
+            f.attrs["seed"] == 3 and f.attrs["dt"] == 0.025 and f.attrs["format"] == lorenz.FORMAT
+        )
     # states are standardised, consecutive ones follow the noisy Lorenz transition
     chain = NoisyLorenz63()
     raw = NoisyLorenz63.postprocess(x["train"].double())
     lp = chain.log_prob(raw[:, :-1], raw[:, 1:])
-    assert abs(lp.mean().item() - (-1.5 * torch.log(torch.tensor(2 * torch.pi * 0.025)).item() - 1.5)) < 0.3
+    assert (
+        abs(lp.mean().item() - (-1.5 * torch.log(torch.tensor(2 * torch.pi * 0.025)).item() - 1.5))
+        < 0.3
+    )
     assert x["train"].abs().mean() < 2
     # deterministic under the seed; the seed matters
     again = lorenz.simulate_lorenz(20, 16, 8, seed=3, progress=False)
@@ -52,7 +61,9 @@ def test_default_path(tmp_path, monkeypatch):
 def test_valid_file_is_reused(tmp_path, monkeypatch):
     path = ensure_lorenz(tmp_path / "l.h5", "ci", **TINY)
     mtime = path.stat().st_mtime_ns
-    monkeypatch.setattr(lorenz, "simulate_lorenz", lambda *a, **k: pytest.fail("regenerated a valid file"))
+    monkeypatch.setattr(
+        lorenz, "simulate_lorenz", lambda *a, **k: pytest.fail("regenerated a valid file")
+    )
     assert ensure_lorenz(path, "ci", **TINY) == path
     assert path.stat().st_mtime_ns == mtime
 
@@ -97,7 +108,9 @@ def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):
     assert torch.equal(load(path), before)
     monkeypatch.undo()
     # and a new file interrupted leaves nothing at all
-    monkeypatch.setattr(lorenz, "write_splits", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")))
+    monkeypatch.setattr(
+        lorenz, "write_splits", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full"))
+    )
     with pytest.raises(RuntimeError, match="disk full"):
         ensure_lorenz(tmp_path / "new.h5", "ci", **TINY)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.h5"]

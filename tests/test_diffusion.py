@@ -101,7 +101,9 @@ def test_loss_falls_on_tiny_problem():
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.f = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.SiLU(), torch.nn.Linear(64, 2))
+            self.f = torch.nn.Sequential(
+                torch.nn.Linear(3, 64), torch.nn.SiLU(), torch.nn.Linear(64, 2)
+            )
 
         def forward(self, x, t):
             t = t.expand(x.shape[:-1]).unsqueeze(-1)
@@ -121,7 +123,10 @@ def test_loss_falls_on_tiny_problem():
 
 
 @settings(max_examples=20, deadline=None)
-@given(batch=st.lists(st.integers(1, 3), max_size=2), event=st.lists(st.integers(1, 4), min_size=1, max_size=3))
+@given(
+    batch=st.lists(st.integers(1, 3), max_size=2),
+    event=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+)
 def test_shapes(batch, event):
     sde = VPSDE(lambda x, t: torch.zeros_like(x), event)
     x = torch.randn(*batch, *event)

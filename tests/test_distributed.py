@@ -31,8 +31,18 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
 def launch(*args: str, n: int = 2, cwd: Path | None = None) -> subprocess.Popen:
     r"""Starts ``python -m torch.distributed.run --nproc_per_node n ARGS`` on localhost."""
 
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), *args]
-    return subprocess.Popen(command, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(n),
+        *args,
+    ]
+    return subprocess.Popen(
+        command, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> str:
@@ -80,7 +90,10 @@ def test_shards_partition_the_global_batch():
 
     x = torch.arange(40.0)[:, None]
     one = list(_batches(x, 8, torch.Generator().manual_seed(0), 64))
-    ranks = [list(_batches(x, 8, torch.Generator().manual_seed(0), 64, rank=r, world=2)) for r in range(2)]
+    ranks = [
+        list(_batches(x, 8, torch.Generator().manual_seed(0), 64, rank=r, world=2))
+        for r in range(2)
+    ]
     assert len(ranks[0]) == len(ranks[1]) == len(one) == 8
     for b, b0, b1 in zip(one, *ranks):
         assert b0.shape == b1.shape == (4, 1) and torch.equal(torch.cat([b0, b1]), b)
@@ -88,7 +101,12 @@ def test_shards_partition_the_global_batch():
     assert distributed.ranges(10, 3) == [(0, 3), (3, 6), (6, 10)]
     with pytest.raises(ValueError, match="batch of 6.*4 processes"):
         distributed.shard(list(range(6)), 0, 4)
-    assert distributed.world() == 1 and distributed.rank() == 0 and distributed.is_main() and not distributed.active()
+    assert (
+        distributed.world() == 1
+        and distributed.rank() == 0
+        and distributed.is_main()
+        and not distributed.active()
+    )
 
 
 def test_two_processes_match_one(tmp_path):
@@ -96,7 +114,9 @@ def test_two_processes_match_one(tmp_path):
 
     generate_lorenz(tmp_path / "lorenz.h5", trajectories=10, length=16, burn=8, progress=False)
     kwargs = {**KWARGS, "valid": data(64, seed=2)}
-    with pytest.raises(Interrupt):  # a one-process checkpoint after epoch 2, resumed on two processes
+    with pytest.raises(
+        Interrupt
+    ):  # a one-process checkpoint after epoch 2, resumed on two processes
         train(tiny(), data(256), directory=tmp_path / "one_cut", callback=stop_after(2), **kwargs)
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER.format(tests=str(TESTS), kwargs=KWARGS))
@@ -112,7 +132,10 @@ def test_two_processes_match_one(tmp_path):
     assert two["valid"] == pytest.approx(one["valid"], rel=0.1)
     assert two["train"] == pytest.approx(one["train"], rel=0.2)
     assert two["valid"][-1] < 0.7 * two["valid"][0]
-    assert results[0] == {**results[1], "weights": results[0]["weights"]}  # every rank has the same history...
+    assert results[0] == {
+        **results[1],
+        "weights": results[0]["weights"],
+    }  # every rank has the same history...
     assert results[0]["weights"] == pytest.approx(results[1]["weights"], abs=1e-9)  # ...and weights
 
     # Resuming with the same number of processes continues exactly.
@@ -126,7 +149,13 @@ def test_two_processes_match_one(tmp_path):
     assert back["valid"] == pytest.approx(one["valid"], rel=0.1)
 
     # Only rank 0 wrote: one checkpoint per run, no temporary directory left behind.
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cli", "cut", "cut_for_one", "one_cut", "straight"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "cli",
+        "cut",
+        "cut_for_one",
+        "one_cut",
+        "straight",
+    ]
     assert read_config(tmp_path / "cli")["progress"]["epoch"] == 2
 
 
@@ -135,9 +164,18 @@ def test_kolmogorov_generation_on_two_processes(tmp_path, monkeypatch):
     from sda_lite.kolmogorov import KolmogorovFlow, generate_kolmogorov
 
     sizes = dict(size=32, r=4, trajectories=10, burn=1, length=2)
-    args = ["generate", "kolmogorov", "--scale", "ci", *(a for k, v in sizes.items() for a in ("--coarsen" if k == "r" else f"--{k}", str(v))), "--no-progress"]
+    args = [
+        "generate",
+        "kolmogorov",
+        "--scale",
+        "ci",
+        *(a for k, v in sizes.items() for a in ("--coarsen" if k == "r" else f"--{k}", str(v))),
+        "--no-progress",
+    ]
     process = launch("-m", "sda_lite", *args, "--out", str(tmp_path / "two"))
-    reference = read(generate_kolmogorov(tmp_path / "one.h5", progress=False, **sizes))  # meanwhile, one process
+    reference = read(
+        generate_kolmogorov(tmp_path / "one.h5", progress=False, **sizes)
+    )  # meanwhile, one process
 
     # The same split, process by process in this one: rank 1 of 2, interrupted after 2 of its 5
     # trajectories, resumes from its part file; rank 0 then simulates its own and merges.
@@ -159,7 +197,9 @@ def test_kolmogorov_generation_on_two_processes(tmp_path, monkeypatch):
     with h5py.File(tmp_path / "k.h5.part1of2") as part:
         assert part.attrs["done"] == 2 and (part.attrs["start"], part.attrs["stop"]) == (5, 10)
     calls.clear()
-    monkeypatch.setattr(KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or trajectory(*a, **k))
+    monkeypatch.setattr(
+        KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or trajectory(*a, **k)
+    )
     generate_kolmogorov(path, progress=False, **sizes)
     assert len(calls) == 3 and not path.exists()  # resumed; rank 1 does not merge
     monkeypatch.setattr(distributed, "rank", lambda: 0)
@@ -177,7 +217,16 @@ class read(dict):
 
     def __init__(self, path: Path):
         with h5py.File(path) as f:
-            super().__init__({**{s: f[s][...] for s in ("train", "valid", "test")}, "attrs": dict(f.attrs)})
+            super().__init__(
+                {**{s: f[s][...] for s in ("train", "valid", "test")}, "attrs": dict(f.attrs)}
+            )
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, dict) and self.keys() == other.keys() and all(np.array_equal(self[k], other[k]) if k != "attrs" else self[k] == other[k] for k in self)
+        return (
+            isinstance(other, dict)
+            and self.keys() == other.keys()
+            and all(
+                np.array_equal(self[k], other[k]) if k != "attrs" else self[k] == other[k]
+                for k in self
+            )
+        )

@@ -34,8 +34,10 @@ def test_rk4_matches_hand_written_and_exact_flow(x0):
     exact = solve_ivp(lorenz, (0, 0.025), x0, method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
     assert np.abs(x1 - exact).max() < 1e-3  # local error of RK4, O(dt^5)
     # fourth order: halving dt divides the one-step error by about 2^5
-    err_half = np.abs(NoisyLorenz63(dt=0.0125).rk4(torch.tensor(x0)).numpy()
-                      - solve_ivp(lorenz, (0, 0.0125), x0, method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]).max()
+    err_half = np.abs(
+        NoisyLorenz63(dt=0.0125).rk4(torch.tensor(x0)).numpy()
+        - solve_ivp(lorenz, (0, 0.0125), x0, method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
+    ).max()
     assert 16 < np.abs(x1 - exact).max() / err_half < 64
 
 
@@ -65,6 +67,7 @@ def test_lorenz_trajectory_and_log_prob():
 
 def test_lorenz_seeded_and_prior_moments():
     chain = NoisyLorenz63()
+
     def run():
         x1 = chain.prior((3,), generator=torch.Generator().manual_seed(1))
         return chain.trajectory(x1, 5, torch.Generator().manual_seed(2))
@@ -111,14 +114,18 @@ def test_moments_against_recursion_and_monte_carlo():
             assert torch.allclose(C[i * D : (i + 1) * D, j * D : (j + 1) * D], cov)
     # Monte Carlo
     g = torch.Generator().manual_seed(0)
-    x = chain.trajectory(chain.prior((40000,), generator=g, dtype=torch.float64), L, generator=g).reshape(-1, L * D)
+    x = chain.trajectory(
+        chain.prior((40000,), generator=g, dtype=torch.float64), L, generator=g
+    ).reshape(-1, L * D)
     assert torch.allclose(x.mean(0), m, atol=0.05)
     assert torch.allclose(x.T.cov(), C, atol=0.08)
 
 
 def test_stationary_rotation():
     chain = LinearGaussian.rotation(theta=0.3, damping=0.9, q=0.19)
-    assert torch.allclose(chain.P0, torch.eye(2, dtype=torch.float64), atol=1e-12)  # q / (1 - a^2) = 1
+    assert torch.allclose(
+        chain.P0, torch.eye(2, dtype=torch.float64), atol=1e-12
+    )  # q / (1 - a^2) = 1
     _, C = chain.moments(5)
     for i in range(5):
         assert torch.allclose(C[2 * i : 2 * i + 2, 2 * i : 2 * i + 2], chain.P0)
@@ -147,7 +154,9 @@ def test_kalman_smoother_equals_brute_force(every, O):
     y = x[:, ::every][:, :4] @ H.T + torch.randn(2, 4, O, generator=g, dtype=torch.float64) * 0.3
     ms, Ps = chain.kalman_smoother(y, H, R, every=every, length=L)
     mb, Cb = chain.posterior(y, H, R, every=every, length=L)
-    assert ms.shape == mb.shape == (2, L, 3) and Ps.shape == (L, 3, 3) and Cb.shape == (3 * L, 3 * L)
+    assert (
+        ms.shape == mb.shape == (2, L, 3) and Ps.shape == (L, 3, 3) and Cb.shape == (3 * L, 3 * L)
+    )
     blocks = Cb.reshape(L, 3, L, 3).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
     assert torch.allclose(ms, mb, atol=1e-6) and torch.allclose(Ps, blocks, atol=1e-6)
     assert torch.equal(chain.rts(y, H, R, every=every, length=L)[0], ms)
@@ -204,4 +213,4 @@ def test_lorenz_code_never_imports_jax():
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(AttributeError, match="NoSuchThing"):
-        dynamics.NoSuchThing
+        _ = dynamics.NoSuchThing

@@ -21,7 +21,9 @@ def problem():
     A = compose(every(4), select(0))
     x = chain.trajectory(chain.prior(), L).float()
     y = observe(x, A, STD)
-    mean, cov = chain.posterior(y, torch.tensor([[1.0, 0.0]]), torch.tensor([[STD**2]]), every=4, length=L)
+    mean, cov = chain.posterior(
+        y, torch.tensor([[1.0, 0.0]]), torch.tensor([[STD**2]]), every=4, length=L
+    )
     return chain, prior, A, y, mean, cov
 
 
@@ -46,7 +48,9 @@ def test_mmps_is_the_exact_posterior_score(problem):
 def test_mmps_samples_match_the_exact_posterior(problem):
     _, prior, A, y, mean, cov = problem
     torch.manual_seed(1)
-    x = assimilate(prior, y, A, STD, method="mmps", iterations=N_OBS, steps=64, samples=2048, progress=False)
+    x = assimilate(
+        prior, y, A, STD, method="mmps", iterations=N_OBS, steps=64, samples=2048, progress=False
+    )
     assert x.shape == (2048, L, D)
     err, ratio = _errors(x, mean, cov)
     assert err < 0.05 and 0.9 < ratio < 1.1, (err, ratio)
@@ -55,7 +59,19 @@ def test_mmps_samples_match_the_exact_posterior(problem):
 def test_sda_samples_are_close_to_the_exact_posterior(problem):
     _, prior, A, y, mean, cov = problem
     torch.manual_seed(2)
-    x = assimilate(prior, y, A, STD, method="sda", gamma=0.1, steps=64, corrections=1, tau=0.25, samples=2048, progress=False)
+    x = assimilate(
+        prior,
+        y,
+        A,
+        STD,
+        method="sda",
+        gamma=0.1,
+        steps=64,
+        corrections=1,
+        tau=0.25,
+        samples=2048,
+        progress=False,
+    )
     err, ratio = _errors(x, mean, cov)
     assert err < 0.2 and 0.8 < ratio < 1.25, (err, ratio)
 
@@ -81,7 +97,10 @@ def test_batched_observations_condition_each_sample(problem):
     ys = torch.stack([y, -y, 2 * y])  # (3, 3, 1)
     for guided, single in [
         (SDAGuidance(ys, A, STD, prior), lambda y: SDAGuidance(y, A, STD, prior)),
-        (MMPSGuidance(ys, A, STD, prior, iterations=2), lambda y: MMPSGuidance(y, A, STD, prior, iterations=2)),
+        (
+            MMPSGuidance(ys, A, STD, prior, iterations=2),
+            lambda y: MMPSGuidance(y, A, STD, prior, iterations=2),
+        ),
         (DPSGuidance(ys, A, prior), lambda y: DPSGuidance(y, A, prior)),
     ]:
         x, t = torch.randn(5, 3, L, D), torch.tensor(0.4)
@@ -114,7 +133,11 @@ def test_mmps_nonlinear_path_agrees_with_the_linear_one(problem):
 def _matrices(n=3, m=6, seed=0):
     g = torch.Generator().manual_seed(seed)
     B = torch.randn(n, m, m, generator=g, dtype=torch.float64)
-    return B @ B.mT / m, torch.rand(n, m, generator=g, dtype=torch.float64) + 0.1, torch.randn(n, m, generator=g, dtype=torch.float64)
+    return (
+        B @ B.mT / m,
+        torch.rand(n, m, generator=g, dtype=torch.float64) + 0.1,
+        torch.randn(n, m, generator=g, dtype=torch.float64),
+    )
 
 
 def _apply(K):
@@ -129,12 +152,14 @@ def test_solve_is_exact_for_a_covariance():
 
 
 def test_solve_is_accurate_in_float32_when_the_krylov_space_breaks_down():
-    Q, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    Q, _ = torch.linalg.qr(
+        torch.randn(8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    )
     b, var = torch.randn(1, 8), torch.full((1, 8), 0.01)
     for lam in ([0.0134] * 8, [0.0134] * 7 + [0.015]):  # one or two distinct eigenvalues
         K = Q @ torch.diag(torch.tensor(lam, dtype=torch.float64)) @ Q.T
         exact = torch.linalg.solve(torch.diag(var[0].double()) + K, b[0].double())
-        u = solve(lambda v: v @ K.float().T, b, var, iterations=8)
+        u = solve(lambda v, K=K: v @ K.float().T, b, var, iterations=8)
         assert torch.allclose(u[0].double(), exact, rtol=1e-5, atol=1e-5 * exact.abs().max())
 
 
@@ -143,7 +168,9 @@ def test_solve_reads_negative_and_skew_parts_safely():
     u = solve(_apply(K), b, var, iterations=6)
     assert torch.allclose(solve(_apply(-K), b, var, iterations=6), u, atol=1e-8)  # |K|
     W = torch.randn(3, 6, 6, dtype=torch.float64)
-    assert torch.allclose(solve(_apply(K + W - W.mT), b, var, iterations=6), u, atol=1e-8)  # symmetric part
+    assert torch.allclose(
+        solve(_apply(K + W - W.mT), b, var, iterations=6), u, atol=1e-8
+    )  # symmetric part
     for seed in range(5):  # indefinite, non-symmetric, few iterations: bounded and aligned with b
         W = torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
         for iterations in (1, 2, 6):
@@ -154,8 +181,12 @@ def test_solve_reads_negative_and_skew_parts_safely():
 
 def test_solve_breakdowns():
     _, var, b = _matrices()
-    assert torch.allclose(solve(lambda v: 0 * v, b, var[:, :1], iterations=3), b / var[:, :1])  # one dimension suffices
-    assert torch.equal(solve(lambda v: v, torch.zeros(2, 4), torch.ones(2, 4), iterations=3), torch.zeros(2, 4))
+    assert torch.allclose(
+        solve(lambda v: 0 * v, b, var[:, :1], iterations=3), b / var[:, :1]
+    )  # one dimension suffices
+    assert torch.equal(
+        solve(lambda v: v, torch.zeros(2, 4), torch.ones(2, 4), iterations=3), torch.zeros(2, 4)
+    )
 
 
 def _random_local_prior(length: int, width: int = 32) -> VPSDE:
@@ -189,7 +220,9 @@ class _CountingWindows(torch.nn.Module):
         return sum(n for g, n in self.calls if g == graph)
 
 
-@pytest.mark.parametrize("cls,kwargs", [(SDAGuidance, {"std": 0.05}), (DPSGuidance, {}), (MMPSGuidance, {"std": 0.05})])
+@pytest.mark.parametrize(
+    "cls,kwargs", [(SDAGuidance, {"std": 0.05}), (DPSGuidance, {}), (MMPSGuidance, {"std": 0.05})]
+)
 def test_local_fast_path_is_exact(cls, kwargs):
     r"""With a local prior, the guidance differentiates the network on the windows of the observed
     states only, not on all of them, and gives the dense path's result."""
@@ -236,7 +269,18 @@ def test_mmps_stays_finite_on_an_untrained_network():
     A = compose(every(4), select(0))
     y = torch.tensor([[1.5], [-2.0], [0.5]])
     for steps, corrections, iterations in [(16, 0, 1), (16, 4, 3), (64, 1, 3)]:
-        x = assimilate(prior, y, A, 0.05, method="mmps", iterations=iterations, steps=steps, corrections=corrections, samples=8, progress=False)
+        x = assimilate(
+            prior,
+            y,
+            A,
+            0.05,
+            method="mmps",
+            iterations=iterations,
+            steps=steps,
+            corrections=corrections,
+            samples=8,
+            progress=False,
+        )
         assert torch.isfinite(x).all(), (steps, corrections, iterations)
 
 
@@ -249,7 +293,9 @@ def test_bfloat16_network_float32_guidance():
     e16 = SDAGuidance(y, A, 0.05, prior, gamma=1.0, precision="bfloat16")(x, t)
     assert e16.dtype == torch.float32
     assert (e16 - e32).norm() < 0.05 * e32.norm()
-    samples = assimilate(prior, y, A, 0.05, method="mmps", steps=8, samples=4, precision="bfloat16", progress=False)
+    samples = assimilate(
+        prior, y, A, 0.05, method="mmps", steps=8, samples=4, precision="bfloat16", progress=False
+    )
     assert samples.dtype == torch.float32 and torch.isfinite(samples).all()
 
 
@@ -287,14 +333,35 @@ def test_no_nan_or_inf_over_the_settings(problem, method, gamma, std):
     y = observe(chain.trajectory(chain.prior(), L).float(), A, std)
     torch.manual_seed(5)
     for steps, corrections in [(16, 0), (16, 4), (256, 0), (256, 4)]:
-        x = assimilate(prior, y, A, std, method=method, gamma=gamma or 0.0, limit=True, steps=steps, corrections=corrections, tau=0.5, samples=4, progress=False)
+        x = assimilate(
+            prior,
+            y,
+            A,
+            std,
+            method=method,
+            gamma=gamma or 0.0,
+            limit=True,
+            steps=steps,
+            corrections=corrections,
+            tau=0.5,
+            samples=4,
+            progress=False,
+        )
         assert torch.isfinite(x).all(), (method, gamma, std, steps, corrections)
-        assert x.abs().max() < 100, (method, gamma, std, steps, corrections)  # bounded, not merely finite
+        assert x.abs().max() < 100, (
+            method,
+            gamma,
+            std,
+            steps,
+            corrections,
+        )  # bounded, not merely finite
 
 
 def test_step_limiter(problem):
     _, prior, A, y, mean, cov = problem
-    sample = lambda guided: VPSDE(guided, prior.shape).sample((64,), steps=32, corrections=1, tau=0.5)  # noqa: E731
+    sample = lambda guided: VPSDE(guided, prior.shape).sample(
+        (64,), steps=32, corrections=1, tau=0.5
+    )  # noqa: E731
     # A stable setting: the limiter never acts, the samples are the same.
     torch.manual_seed(0)
     a = sample(SDAGuidance(y, A, STD, prior, gamma=0.1, limit=False))

@@ -10,11 +10,18 @@ import pytest
 import torch
 
 from sda_lite.fields import coarsen, upsample, vorticity
-from sda_lite.kolmogorov.data import _settings, ensure_kolmogorov, generate_kolmogorov, kolmogorov_sizes
+from sda_lite.kolmogorov.data import (
+    _settings,
+    ensure_kolmogorov,
+    generate_kolmogorov,
+    kolmogorov_sizes,
+)
 from sda_lite.kolmogorov.flow import KolmogorovFlow, _jax
 
 SIZE = 32  # simulated grid of the tests (11 inner steps per state)
-TINY = dict(size=SIZE, r=4, trajectories=10, burn=2, length=3)  # stored 8 x 8; batch=1 for exact resumes
+TINY = dict(
+    size=SIZE, r=4, trajectories=10, burn=2, length=3
+)  # stored 8 x 8; batch=1 for exact resumes
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +209,9 @@ def test_dataset(tmp_path, flow, monkeypatch):
     # a matching file is reused; a mismatched one is regenerated
     calls = []
     original = KolmogorovFlow.trajectory
-    monkeypatch.setattr(KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     ensure_kolmogorov(path, "ci", seed=5, progress=False, batch=1, **TINY)
     assert calls == []
     ensure_kolmogorov(path, "ci", seed=6, progress=False, batch=1, **TINY)
@@ -231,7 +240,9 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
         assert file.attrs["done"] == 4
 
     calls.clear()
-    monkeypatch.setattr(KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        KolmogorovFlow, "trajectory", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     ensure_kolmogorov(path, "ci", progress=False, batch=1, **TINY)
     assert len(calls) == 6  # the 4 finished trajectories are not recomputed
     data = read(path)[0]
@@ -242,7 +253,9 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
 def test_mismatched_partial_is_restarted(tmp_path):
     partial = tmp_path / "k.h5.partial"
     with h5py.File(partial, "w") as file:
-        file.attrs.update(_settings(**{**TINY, "trajectories": 12}, dt=0.2, reynolds=1000.0, seed=0), done=3)
+        file.attrs.update(
+            _settings(**{**TINY, "trajectories": 12}, dt=0.2, reynolds=1000.0, seed=0), done=3
+        )
         file.create_dataset("x", data=np.full((12, 3, 2, 8, 8), 7.0, dtype=np.float32))
     data = read(generate_kolmogorov(tmp_path / "k.h5", progress=False, batch=1, **TINY))[0]
     assert not partial.exists() and not any((data[s] == 7.0).all() for s in data)
@@ -255,12 +268,18 @@ def test_energy_spectrum():
     from sda_lite.kolmogorov import energy_spectrum
 
     t = torch.arange(16, dtype=torch.float64) * 2 * math.pi / 16
-    u = torch.stack((torch.sin(3 * t)[None, :].expand(16, 16), torch.zeros(16, 16)))  # energy 1/4 at |k| = 3
+    u = torch.stack(
+        (torch.sin(3 * t)[None, :].expand(16, 16), torch.zeros(16, 16))
+    )  # energy 1/4 at |k| = 3
     k, E = energy_spectrum(u[None].expand(4, 2, 16, 16))
     assert k.tolist() == list(range(9)) and E.dtype == torch.float64
     assert E[3].item() == pytest.approx(0.25) and E.sum().item() == pytest.approx(0.25)
     x = torch.randn(3, 2, 16, 16, dtype=torch.float64)  # Parseval, but for the corners |k| > 8
-    assert energy_spectrum(x)[1].sum() < 0.5 * x.square().sum(1).mean() < energy_spectrum(x)[1].sum() / 0.7
+    assert (
+        energy_spectrum(x)[1].sum()
+        < 0.5 * x.square().sum(1).mean()
+        < energy_spectrum(x)[1].sum() / 0.7
+    )
     with pytest.raises(ValueError, match=r"\(3, 16, 16\)"):
         energy_spectrum(x[:, 0])
 
@@ -278,7 +297,15 @@ def test_field_windows():
         FieldWindows(x.flatten(2), 5)
 
 
-FIELD = {"kind": "field", "features": 2, "k": 1, "grid": 16, "channels": [4, 8], "blocks": 1, "embedding": 4}
+FIELD = {
+    "kind": "field",
+    "features": 2,
+    "k": 1,
+    "grid": 16,
+    "channels": [4, 8],
+    "blocks": 1,
+    "embedding": 4,
+}
 
 
 def test_field_prior_shapes_and_periodicity():
@@ -298,7 +325,9 @@ def test_field_prior_shapes_and_periodicity():
     # forcing channel sin(4y) (period 4 cells here) breaks the symmetry of a shift by 2
     shifted = net(x.roll(2, dims=-2), t)
     assert torch.allclose(shifted, eps.roll(2, dims=-2), atol=1e-10)
-    assert not torch.allclose(net(x.roll(2, dims=-1), t), eps.roll(2, dims=-1), atol=1e-6)  # sin(4y) breaks it
+    assert not torch.allclose(
+        net(x.roll(2, dims=-1), t), eps.roll(2, dims=-1), atol=1e-6
+    )  # sin(4y) breaks it
     # v-parametrisation: a fresh network predicts sigma_t x (exact for standard Gaussian data)
     fresh = build_prior(FIELD)
     assert torch.allclose(fresh.eps(x.float(), 0.5), fresh.sigma(0.5) * x.float(), atol=1e-6)
@@ -336,7 +365,14 @@ def test_configs():
             assert build_prior(model).shape == (5, 2, model["grid"], model["grid"])
     model, schedule = load_configs("kolmogorov", "full")  # the paper's
     assert model["channels"] == [96, 192, 384] and model["blocks"] == 3 and model["embedding"] == 64
-    assert schedule == {"weight_decay": 1e-3, "lr_schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 32, "lr": 2e-4}
+    assert schedule == {
+        "weight_decay": 1e-3,
+        "lr_schedule": "linear",
+        "epochs": 4096,
+        "epoch_size": None,
+        "batch_size": 32,
+        "lr": 2e-4,
+    }
 
 
 def test_gaussian_part_is_the_exact_predictor_of_a_stationary_gaussian():
@@ -344,12 +380,16 @@ def test_gaussian_part_is_the_exact_predictor_of_a_stationary_gaussian():
     from sda_lite.score import FieldScoreNet, GaussianEps
 
     g, k, w = 4, 1, 3
-    x = torch.randn(6, 10, 2, g, g, dtype=torch.float64).cumsum(1) + torch.linspace(0, 1, g)  # correlated in time
+    x = torch.randn(6, 10, 2, g, g, dtype=torch.float64).cumsum(1) + torch.linspace(
+        0, 1, g
+    )  # correlated in time
     mean, cov = field_statistics(x, k)
     assert mean.shape == (2, g, g) and cov.shape == (2, g, g, w, w)
     assert torch.allclose(cov, cov.mT) and torch.linalg.eigvalsh(cov).min() > -1e-9
 
-    def C(v):  # the stationary covariance operator on windows (*, w, 2, g, g): per mode, across the window
+    def C(
+        v,
+    ):  # the stationary covariance operator on windows (*, w, 2, g, g): per mode, across the window
         d = torch.fft.fft2(v, norm="ortho").movedim(-4, -1)
         d = (cov.to(d.dtype) @ d[..., None])[..., 0]
         return torch.fft.ifft2(d.movedim(-1, -4), norm="ortho").real
@@ -361,6 +401,8 @@ def test_gaussian_part_is_the_exact_predictor_of_a_stationary_gaussian():
     net.fit(mean, cov)
     z = torch.randn(5, w, 2, g, g, dtype=torch.float64)
     t = torch.rand(5, dtype=torch.float64)
-    assert torch.allclose(net(z, t), exact(z, t), atol=1e-8)  # F = 0: eps is the Gaussian part alone
+    assert torch.allclose(
+        net(z, t), exact(z, t), atol=1e-8
+    )  # F = 0: eps is the Gaussian part alone
     with pytest.raises(ValueError, match="expected mean"):
         net.fit(mean[0], cov)

@@ -19,7 +19,9 @@ def test_w1_identical_sets_is_zero():
 def test_w1_of_a_shift_is_its_norm():
     x = torch.randn(50, 4, 3, generator=torch.Generator().manual_seed(1))
     c = torch.tensor([3.0, -1.0, 2.0])
-    assert w1(x, x + c) == pytest.approx(c.norm().item() * 2, rel=1e-6)  # 4 states shifted: sqrt(4) |c|
+    assert w1(x, x + c) == pytest.approx(
+        c.norm().item() * 2, rel=1e-6
+    )  # 4 states shifted: sqrt(4) |c|
 
 
 def test_w1_unequal_sizes():
@@ -33,7 +35,10 @@ def test_w1_unequal_sizes():
 @given(st.lists(st.floats(-10, 10), min_size=2, max_size=12), st.integers(0, 2**16))
 def test_w1_matches_sorted_coupling_in_one_dimension(a, seed):
     x = torch.tensor(a, dtype=torch.float64)[:, None]
-    y = torch.randn(len(a), 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 3
+    y = (
+        torch.randn(len(a), 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        * 3
+    )
     expected = (x.sort(0).values - y.sort(0).values).abs().mean().item()
     assert w1(x, y) == pytest.approx(expected, rel=1e-6, abs=1e-9)
     assert w1(y, x) == pytest.approx(expected, rel=1e-6, abs=1e-9)
@@ -68,7 +73,9 @@ def test_log_px_of_lorenz_trajectories_matches_its_expectation():
     g = torch.Generator().manual_seed(4)
     x = chain.trajectory(chain.prior((256,), generator=g, dtype=torch.float64), 65, generator=g)
     expected = -1.5 * 64 * (1 + math.log(2 * math.pi * chain.dt))
-    assert log_px(chain, x).item() == pytest.approx(expected, abs=4 * 96**0.5 / 16)  # 4 standard errors
+    assert log_px(chain, x).item() == pytest.approx(
+        expected, abs=4 * 96**0.5 / 16
+    )  # 4 standard errors
 
 
 def test_log_py_against_the_formula():
@@ -77,7 +84,9 @@ def test_log_py_against_the_formula():
     A = lambda x: x[..., ::8, :1]  # noqa: E731
     y = torch.randn(9, 1, generator=g, dtype=torch.float64)
     sigma = 0.05
-    expected = (-0.5 * ((y - A(x)) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)).sum((-1, -2))
+    expected = (
+        -0.5 * ((y - A(x)) / sigma) ** 2 - math.log(sigma) - 0.5 * math.log(2 * math.pi)
+    ).sum((-1, -2))
     torch.testing.assert_close(log_py(x, y, A, sigma, reduce=False), expected)
     torch.testing.assert_close(log_py(x, y, A, sigma), expected.mean())
     std = torch.tensor([0.5])  # a per-feature std broadcasts the same way

@@ -1,9 +1,8 @@
 import pytest
 import torch
+from helpers import randomise
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from helpers import randomise
 
 from sda_lite.nets import ResMLP, TimeEmbedding, UNet
 
@@ -38,7 +37,9 @@ def test_res_mlp_modulation_changes_output():
 
 def test_fresh_networks_predict_zero():
     assert (ResMLP(3, 5, 16, 2, 4)(torch.randn(2, 3), torch.randn(2, 4)) == 0).all()
-    assert (UNet(2, 3, 4, (8, 16), 1, spatial=1)(torch.randn(2, 2, 8), torch.randn(2, 4)) == 0).all()
+    assert (
+        UNet(2, 3, 4, (8, 16), 1, spatial=1)(torch.randn(2, 2, 8), torch.randn(2, 4)) == 0
+    ).all()
 
 
 def test_res_mlp_bad_input():
@@ -58,7 +59,12 @@ def test_unet_shapes(spatial, space, circular, channels, blocks):
     net = randomise(UNet(3, 2, 6, channels, blocks, spatial=spatial, circular=circular))
     x = torch.randn(4, 3, *space)
     assert net(x, torch.randn(4, 6)).shape == (4, 2, *space)
-    assert net(x[None], torch.randn(6)).shape == (1, 4, 2, *space)  # several batch dims, broadcast y
+    assert net(x[None], torch.randn(6)).shape == (
+        1,
+        4,
+        2,
+        *space,
+    )  # several batch dims, broadcast y
     assert UNet(3, 3, 0, channels, blocks, spatial=spatial)(x).shape == x.shape  # no modulation
 
 

@@ -70,8 +70,13 @@ def test_compose_order_matmul_and_repr():
 
 @pytest.mark.parametrize(
     "A",
-    [select([0, 2]), every(3, start=1), mask(torch.arange(18).reshape(6, 3) % 4 == 0), compose(every(2), select(1)),
-     Operator(lambda x: x / (1 + x.abs()), "saturate") @ every(2)],
+    [
+        select([0, 2]),
+        every(3, start=1),
+        mask(torch.arange(18).reshape(6, 3) % 4 == 0),
+        compose(every(2), select(1)),
+        Operator(lambda x: x / (1 + x.abs()), "saturate") @ every(2),
+    ],
 )
 def test_operators_are_differentiable(A):
     x = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
@@ -146,11 +151,23 @@ def test_parse_spec_grammar():
     "spec, expected, shape",
     [
         ([["every", 8], ["select", [0]]], compose(every(8), select([0])), (4, 65, 3)),
-        ([["every", 3, 1], ["select", [2, 0]]], compose(every(3, start=1), select([2, 0])), (2, 17, 3)),
+        (
+            [["every", 3, 1], ["select", [2, 0]]],
+            compose(every(3, start=1), select([2, 0])),
+            (2, 17, 3),
+        ),
         ([["select", 1, -2]], compose(select(1, dim=-2)), (3, 6, 3)),  # one step: still compose
         ([["select", -1]], compose(select(-1)), (3, 6, 3)),
-        ([["every", 2, 0, -4], ["coarsen", 2]], compose(every(2, dim=-4), coarsen(2)), (2, 5, 2, 8, 8)),
-        ([["coarsen", 4], ["select", [1], -3]], compose(coarsen(4), select([1], dim=-3)), (3, 2, 8, 8)),
+        (
+            [["every", 2, 0, -4], ["coarsen", 2]],
+            compose(every(2, dim=-4), coarsen(2)),
+            (2, 5, 2, 8, 8),
+        ),
+        (
+            [["coarsen", 4], ["select", [1], -3]],
+            compose(coarsen(4), select([1], dim=-3)),
+            (3, 2, 8, 8),
+        ),
     ],
 )
 def test_spec_is_the_hand_composed_operator(spec, expected, shape):
@@ -182,7 +199,9 @@ def test_scenario_steps_go_to_the_resolver():
 
     resolvers = {"scenario": resolver}
     spec = '[["scenario", "sparse", {"stride": 4}]]'
-    assert repr(from_spec(spec, shape=torch.Size([5, 2, 8, 8]), resolvers=resolvers)) == "select([0])"
+    assert (
+        repr(from_spec(spec, shape=torch.Size([5, 2, 8, 8]), resolvers=resolvers)) == "select([0])"
+    )
     assert repr(from_spec("assimilation", resolvers=resolvers)) == "select([0])"
     assert calls == [("sparse", {"stride": 4}, (5, 2, 8, 8)), ("assimilation", {}, None)]
     assert type(calls[0][2]) is tuple
@@ -208,14 +227,22 @@ SINGLE = r"a scenario is a single step \['scenario', NAME\] or \['scenario', NAM
 @pytest.mark.parametrize(
     "spec, given, expected",
     [
-        ("[every 4]", r"operator '\[every 4\]' is not JSON", r"expected e\.g\. '\[\[\"every\", 8\]"),
+        (
+            "[every 4]",
+            r"operator '\[every 4\]' is not JSON",
+            r"expected e\.g\. '\[\[\"every\", 8\]",
+        ),
         ("[]", r"operator \[\]", "expected a non-empty JSON list of steps"),
         ('{"every": 8}', r"operator \{'every': 8\}", "expected a non-empty JSON list of steps"),
         (42, "operator 42", "expected a non-empty JSON list of steps"),
         ([["rotate", 2]], r"operator step \['rotate', 2\]", rf"expected .* with name in {NAMES}"),
         ([[]], r"operator step \[\]", r"expected \[name, \*args\]"),
         (["every", 8], r"operator step \[8\]", r"expected \[name, \*args\]"),  # flat: 8 is a step
-        ([["scenario", "sparse"], ["every", 2]], r"operator \[\['scenario', 'sparse'\], \[", SINGLE),
+        (
+            [["scenario", "sparse"], ["every", 2]],
+            r"operator \[\['scenario', 'sparse'\], \[",
+            SINGLE,
+        ),
         ([["scenario", "sparse", 4]], r"operator \[\['scenario', 'sparse', 4\]\]", SINGLE),
         ([["scenario"]], r"operator \[\['scenario'\]\]", SINGLE),
     ],
@@ -243,8 +270,15 @@ def test_bad_spec_arguments_and_missing_parts():
         from_spec([["every", 2]], resolvers={"mask": lambda *args: select(0)})
 
 
-FORBIDDEN = ("sda_lite.kolmogorov", "sda_lite.scenarios", "sda_lite.dynamics", "sda_lite.data",
-             "sda_lite.train", "sda_lite.lorenz", "sda_lite.linear")  # the dynamical systems
+FORBIDDEN = (
+    "sda_lite.kolmogorov",
+    "sda_lite.scenarios",
+    "sda_lite.dynamics",
+    "sda_lite.data",
+    "sda_lite.train",
+    "sda_lite.lorenz",
+    "sda_lite.linear",
+)  # the dynamical systems
 
 
 def test_observe_is_generic():

@@ -2,14 +2,22 @@ r"""Tests of the six Kolmogorov observation scenarios: operator shapes, observat
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-import numpy as np
-
 from sda_lite.fields import vorticity
 from sda_lite.observe import matrix
-from sda_lite.scenarios import EVENT, PAPER_STRIDES, SCENARIOS, annulus, cell_vorticity, crop, operator, scenario
+from sda_lite.scenarios import (
+    EVENT,
+    PAPER_STRIDES,
+    SCENARIOS,
+    annulus,
+    cell_vorticity,
+    crop,
+    operator,
+    scenario,
+)
 
 L, G = 9, 32
 
@@ -34,7 +42,17 @@ def test_shapes_and_batches(name, x_true):
     s = scenario(name, x_true)
     assert s.name == name and s.y.shape == SHAPES[name] and torch.isfinite(s.y).all()
     assert s.A(x_true[None].expand(4, 2, -1, -1, -1, -1)).shape == (4, 2, *SHAPES[name])
-    assert s.std == {"assimilation": 0.1, "extrapolation": 0.01, "saturation": 0.05, "sparse": 0.1, "event": 0.2, "loop": 0.01}[name]
+    assert (
+        s.std
+        == {
+            "assimilation": 0.1,
+            "extrapolation": 0.01,
+            "saturation": 0.05,
+            "sparse": 0.1,
+            "event": 0.2,
+            "loop": 0.01,
+        }[name]
+    )
     # differentiable, as guidance needs
     x = x_true.clone().requires_grad_()
     s.A(x).square().sum().backward()
@@ -46,7 +64,9 @@ def test_noisy_observations_of_the_truth(name, x_true):
     s = scenario(name, x_true, seed=3)
     assert torch.equal(s.y, scenario(name, x_true, seed=3).y)
     assert not torch.equal(s.y, scenario(name, x_true, seed=4).y)
-    assert s.residual(x_true) == pytest.approx(1, abs=0.15)  # the truth explains y to the noise level
+    assert s.residual(x_true) == pytest.approx(
+        1, abs=0.15
+    )  # the truth explains y to the noise level
     assert s.residual(torch.zeros_like(x_true)) > 2
 
 
@@ -70,7 +90,9 @@ def test_operators_read_what_they_say(x_true):
     assert torch.allclose(A(x_true)[2, 1, 0, 0], x_true[6, 1, 8:10, 8:10].mean(), atol=1e-6)
 
     A, _, _ = operator("saturation", G, L)
-    w = cell_vorticity(x_true[3].unflatten(-1, (16, 2)).unflatten(-3, (16, 2)).mean(dim=(-3, -1)), 16)[2, 2]
+    w = cell_vorticity(
+        x_true[3].unflatten(-1, (16, 2)).unflatten(-3, (16, 2)).mean(dim=(-3, -1)), 16
+    )[2, 2]
     assert torch.allclose(A(x_true)[1, 0, 0], w / (1 + w.abs()), atol=1e-6) and not A.linear
 
     A, _, _ = operator("sparse", G, L, stride=4)
@@ -90,7 +112,9 @@ def test_sizes_scale_with_the_grid():
 
 def test_linear_operators_are_linear():
     for name in ("assimilation", "extrapolation", "sparse", "event", "loop"):
-        A, _, _ = operator(name, 8, 3, **({"factor": 2} if name in ("assimilation", "extrapolation") else {}))
+        A, _, _ = operator(
+            name, 8, 3, **({"factor": 2} if name in ("assimilation", "extrapolation") else {})
+        )
         M = matrix(A, (3, 2, 8, 8))
         x = torch.randn(3, 2, 8, 8, dtype=torch.float64)
         assert A.linear and torch.allclose(M @ x.flatten(), A(x).flatten())
@@ -134,7 +158,9 @@ def smooth_field(grid, L=8, kmax=4, seed=0):
         for kb in range(-kmax, kmax + 1):
             if 1 <= math.hypot(ka, kb) <= kmax:
                 a = rng.normal(size=(L, 2, 2)) / (ka * ka + kb * kb)
-                x += a[..., 0, None, None] * np.cos(ka * X + kb * Y) + a[..., 1, None, None] * np.sin(ka * X + kb * Y)
+                x += a[..., 0, None, None] * np.cos(ka * X + kb * Y) + a[
+                    ..., 1, None, None
+                ] * np.sin(ka * X + kb * Y)
     return x / x.std()
 
 
@@ -163,7 +189,9 @@ def test_saturation_is_the_same_at_every_scale():
 
     x64 = torch.from_numpy(smooth_field(64, seed=1))
     x32 = torch.from_numpy(paper_coarsen(x64.numpy(), 2))
-    assert torch.allclose(operator("saturation", 32, 8)[0](x32), operator("saturation", 64, 8)[0](x64))
+    assert torch.allclose(
+        operator("saturation", 32, 8)[0](x32), operator("saturation", 64, 8)[0](x64)
+    )
 
 
 def test_event_is_in_the_papers_units_at_every_scale():
@@ -216,14 +244,20 @@ def test_rollout(monkeypatch):
     import sda_lite.kolmogorov.scenarios as scenarios
     from sda_lite.kolmogorov import KolmogorovFlow, coarsen, upsample
 
-    monkeypatch.setattr(scenarios, "kolmogorov_sizes", lambda scale=None: {"size": 32})  # a 32 x 32 simulation
+    monkeypatch.setattr(
+        scenarios, "kolmogorov_sizes", lambda scale=None: {"size": 32}
+    )  # a 32 x 32 simulation
     flow = KolmogorovFlow(size=32)
     fine = flow.trajectory(flow.prior(generator=torch.Generator().manual_seed(0)), 3)
     x = coarsen(fine, 4)[None]  # (1, 3, 2, 8, 8): a coarse trajectory of the true dynamics
     simulated = scenarios.rollout(x)
     assert simulated.shape == x.shape and torch.isfinite(simulated).all()
-    assert torch.allclose(simulated[:, 0], coarsen(upsample(x[:, 0], 4), 4), atol=1e-6)  # upsampled, coarsened back
-    expected = coarsen(flow.trajectory(upsample(x[:, 0], 4), 3), 4)  # the dynamics from the upsampled start
+    assert torch.allclose(
+        simulated[:, 0], coarsen(upsample(x[:, 0], 4), 4), atol=1e-6
+    )  # upsampled, coarsened back
+    expected = coarsen(
+        flow.trajectory(upsample(x[:, 0], 4), 3), 4
+    )  # the dynamics from the upsampled start
     assert torch.allclose(simulated, expected, atol=1e-5)
     assert (simulated - x).abs().mean() < x.abs().mean()  # near the true trajectory it came from
     with pytest.raises(ValueError, match="simulation grid 32 is not a multiple of the 12x12"):

@@ -2,15 +2,13 @@ import math
 
 import pytest
 import torch
+from helpers import randomise
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from helpers import randomise
 
 from sda_lite.diffusion import VPSDE
 from sda_lite.dynamics import LinearGaussian
 from sda_lite.score import GaussianEps, GlobalScoreNet, LocalScore, LocalScoreNet, fold, unfold
-
 
 # unfold / fold
 
@@ -71,7 +69,9 @@ def test_local_score_equals_per_window_evaluation():
     assert out.shape == x.shape
     for b in range(4):
         windows = [net(x[b, j : j + 2 * k + 1], t[b]) for j in range(L - 2 * k)]
-        expected = torch.cat([windows[0][:k], torch.stack([w[k] for w in windows]), windows[-1][k + 1 :]])
+        expected = torch.cat(
+            [windows[0][:k], torch.stack([w[k] for w in windows]), windows[-1][k + 1 :]]
+        )
         assert torch.allclose(out[b], expected, atol=1e-6)
     assert torch.allclose(score(x, 0.3), score(x, torch.full((4,), 0.3)), atol=1e-6)
 
@@ -101,13 +101,17 @@ def test_local_score_net_trains_on_windows_and_samples_trajectories():
     assert x.shape == (5, 20, D) and torch.isfinite(x).all()
 
 
-@pytest.mark.parametrize("net", [LocalScoreNet(2, 1, width=16, depth=1), GlobalScoreNet(2, channels=(8,), blocks=1)])
+@pytest.mark.parametrize(
+    "net", [LocalScoreNet(2, 1, width=16, depth=1), GlobalScoreNet(2, channels=(8,), blocks=1)]
+)
 def test_networks_are_v_parametrised(net):
     # eps = sigma_t x + mu_t F(x, t): a fresh network (F = 0) is the exact predictor of N(0, I) data
     x, t = torch.randn(4, 3, 2), torch.tensor([0.0, 0.3, 0.7, 1.0])
     sde = VPSDE(net, (3, 2))
     assert torch.allclose(net(x, t), sde.sigma(t)[:, None, None] * x)
-    assert torch.allclose(net(x, t), GaussianEps(torch.zeros(6), torch.eye(6), (3, 2))(x, t), atol=1e-5)
+    assert torch.allclose(
+        net(x, t), GaussianEps(torch.zeros(6), torch.eye(6), (3, 2))(x, t), atol=1e-5
+    )
     # whatever F, eps = x(t) up to mu(1) = eta at t = 1, where the sampler divides by mu
     randomise(net)
     assert 20 * (net(x, 1.0) - x).abs().max() < (net(x, 0.5) - x).abs().max()
@@ -134,7 +138,9 @@ def test_gaussian_eps_is_minus_sigma_times_the_score():
     x, t = torch.randn(5, 3, 2, dtype=torch.float64), torch.rand(5, dtype=torch.float64)
     mu, sigma = eps.schedule.mu(t).double(), eps.schedule.sigma(t).double()
     for b in range(5):
-        p = torch.distributions.MultivariateNormal(mu[b] * m, mu[b] ** 2 * C + sigma[b] ** 2 * torch.eye(6, dtype=torch.float64))
+        p = torch.distributions.MultivariateNormal(
+            mu[b] * m, mu[b] ** 2 * C + sigma[b] ** 2 * torch.eye(6, dtype=torch.float64)
+        )
         xb = x[b].flatten().requires_grad_()
         (score,) = torch.autograd.grad(p.log_prob(xb), xb)
         assert torch.allclose(eps(x[b], t[b]).flatten(), -sigma[b] * score, atol=1e-8)

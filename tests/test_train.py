@@ -8,11 +8,12 @@ import shutil
 
 import pytest
 import torch
+from helpers import Interrupt, TinyEps, data, stop_after, tiny
 from torch import Tensor, nn
 
-import sda_lite.train as T
 import sda_lite.checkpoints as checkpoints
 import sda_lite.priors as priors
+import sda_lite.train as T
 import sda_lite.training as training
 from sda_lite.diffusion import VPSDE
 from sda_lite.train import (
@@ -25,8 +26,6 @@ from sda_lite.train import (
     save_checkpoint,
     train,
 )
-
-from helpers import Interrupt, TinyEps, data, stop_after, tiny
 
 
 def weights(sde: nn.Module) -> dict[str, Tensor]:
@@ -41,7 +40,9 @@ def assert_same(a: dict[str, Tensor], b: dict[str, Tensor], atol: float = 1e-6) 
 
 def test_loss_falls():
     sde = tiny()
-    history = train(sde, data(), epochs=30, batch_size=32, lr=1e-2, valid=data(64, seed=2), progress=False)
+    history = train(
+        sde, data(), epochs=30, batch_size=32, lr=1e-2, valid=data(64, seed=2), progress=False
+    )
     assert len(history["train"]) == len(history["valid"]) == len(history["lr"]) == 30
     assert history["train"][-1] < 0.5 * history["train"][0]
     assert history["valid"][-1] < 0.5 * history["valid"][0]
@@ -76,7 +77,9 @@ def test_lr_schedule_end_points(schedule):
     assert lr_factor(schedule, 100, 100) == pytest.approx(0, abs=1e-12)
     assert lr_factor("constant", 100, 100) == 1
     # In a run the decay spans every step: the learning rate at the end of epoch e of E.
-    history = train(tiny(), data(64), epochs=4, batch_size=16, lr=0.1, lr_schedule=schedule, progress=False)
+    history = train(
+        tiny(), data(64), epochs=4, batch_size=16, lr=0.1, lr_schedule=schedule, progress=False
+    )
     expected = [0.1 * lr_factor(schedule, 4 * (e + 1), 16) for e in range(4)]
     assert history["lr"] == pytest.approx(expected, abs=1e-12)
     assert history["lr"][-1] == pytest.approx(0, abs=1e-12)
@@ -130,7 +133,9 @@ def test_bad_input(kwargs, words):
 
 def test_checkpoint_round_trip(tmp_path):
     sde = tiny()
-    history = train(sde, data(64), epochs=2, batch_size=16, directory=tmp_path / "ckpt", progress=False)
+    history = train(
+        sde, data(64), epochs=2, batch_size=16, directory=tmp_path / "ckpt", progress=False
+    )
     meta, state = load_checkpoint(tmp_path / "ckpt")
     assert meta["progress"] == {"epoch": 2, "step": 8, "history": history}
     assert meta["train"]["epochs"] == 2 and meta["train"]["lr"] == 1e-3
@@ -141,11 +146,30 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_mismatch_names_field(tmp_path):
     config = {"kind": "stand-in", "width": 16}
-    train(tiny(), data(64), epochs=1, batch_size=16, directory=tmp_path, config=config, progress=False)
+    train(
+        tiny(), data(64), epochs=1, batch_size=16, directory=tmp_path, config=config, progress=False
+    )
     with pytest.raises(ValueError, match=r"'width'.*16.*32"):
-        train(tiny(), data(64), epochs=1, batch_size=16, directory=tmp_path, config={**config, "width": 32}, progress=False)
+        train(
+            tiny(),
+            data(64),
+            epochs=1,
+            batch_size=16,
+            directory=tmp_path,
+            config={**config, "width": 32},
+            progress=False,
+        )
     with pytest.raises(ValueError, match=r"'lr'.*0\.001.*0\.01"):
-        train(tiny(), data(64), epochs=1, batch_size=16, lr=1e-2, directory=tmp_path, config=config, progress=False)
+        train(
+            tiny(),
+            data(64),
+            epochs=1,
+            batch_size=16,
+            lr=1e-2,
+            directory=tmp_path,
+            config=config,
+            progress=False,
+        )
     with pytest.raises(ValueError, match=r"'depth'.*None.*3"):
         check_config({"width": 16}, {"width": 16, "depth": 3})
     check_config({"channels": (64,)}, {"channels": [64]})  # equal once in JSON
@@ -187,10 +211,23 @@ def test_resume_after_crash_mid_epoch(tmp_path):
     straight = tiny()
     history = train(straight, data(64), epochs=3, batch_size=16, progress=False)
     with pytest.raises(RuntimeError, match="crash"):
-        train(Crash(n=10), data(64), epochs=3, batch_size=16, directory=tmp_path, every=1, progress=False)
+        train(
+            Crash(n=10),
+            data(64),
+            epochs=3,
+            batch_size=16,
+            directory=tmp_path,
+            every=1,
+            progress=False,
+        )
     assert read_config(tmp_path)["progress"]["epoch"] == 2  # 4 steps per epoch: crashed in epoch 3
     resumed = Crash(n=-1)
-    assert train(resumed, data(64), epochs=3, batch_size=16, directory=tmp_path, every=1, progress=False) == history
+    assert (
+        train(
+            resumed, data(64), epochs=3, batch_size=16, directory=tmp_path, every=1, progress=False
+        )
+        == history
+    )
     assert_same(weights(resumed), weights(straight))
 
 
@@ -198,7 +235,10 @@ def test_finished_checkpoint_is_not_retrained(tmp_path):
     sde = tiny()
     history = train(sde, data(64), epochs=2, batch_size=16, directory=tmp_path, progress=False)
     again = tiny(seed=3)
-    assert train(again, data(64), epochs=2, batch_size=16, directory=tmp_path, progress=False) == history
+    assert (
+        train(again, data(64), epochs=2, batch_size=16, directory=tmp_path, progress=False)
+        == history
+    )
     assert_same(weights(again), weights(sde))
 
 
@@ -218,12 +258,21 @@ def test_atomic_write(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(directory, {"model": None}, {"model": {}})
     with pytest.raises(OSError, match="disk full"):
-        train(tiny(seed=5), data(64), epochs=2, batch_size=16, directory=tmp_path / "new", progress=False)
+        train(
+            tiny(seed=5),
+            data(64),
+            epochs=2,
+            batch_size=16,
+            directory=tmp_path / "new",
+            progress=False,
+        )
     monkeypatch.undo()
 
     assert read_config(directory) == meta
     assert_same(load_checkpoint(directory)[1]["model"], before, atol=0)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary left, no partial "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt"
+    ]  # no temporary left, no partial "new"
 
 
 def test_interrupted_swap_recovers_previous(tmp_path, monkeypatch):
@@ -256,7 +305,14 @@ def test_plot_history():
 
 
 LOCAL = {"kind": "local", "features": 2, "k": 1, "width": 8, "depth": 1, "embedding": 4}
-GLOBAL = {"kind": "global", "features": 2, "window": 8, "channels": [8], "blocks": 1, "embedding": 4}
+GLOBAL = {
+    "kind": "global",
+    "features": 2,
+    "window": 8,
+    "channels": [8],
+    "blocks": 1,
+    "embedding": 4,
+}
 
 
 def test_build_prior():
@@ -287,7 +343,11 @@ def test_prior_for_length():
     with pytest.raises(ValueError, match="L=2"):
         T.prior_for_length(sde, 2)
     glob = T.prior_for_length(T.build_prior(GLOBAL), 16)
-    assert glob.shape == (16, 2) and glob.eps(torch.randn(3, 16, 2), torch.rand(3)).shape == (3, 16, 2)
+    assert glob.shape == (16, 2) and glob.eps(torch.randn(3, 16, 2), torch.rand(3)).shape == (
+        3,
+        16,
+        2,
+    )
 
 
 def test_ensure_prior(tmp_path, monkeypatch):
@@ -323,7 +383,13 @@ def shipped(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SDA_DATA", str(tmp_path / "data"))
     monkeypatch.setattr(priors, "SHIPPED", tmp_path / "shipped")
-    T.train_prior(tmp_path / "shipped" / "tiny", LOCAL, {"epochs": 2, "batch_size": 16}, data=windows, progress=False)
+    T.train_prior(
+        tmp_path / "shipped" / "tiny",
+        LOCAL,
+        {"epochs": 2, "batch_size": 16},
+        data=windows,
+        progress=False,
+    )
     return tmp_path / "shipped" / "tiny"
 
 
@@ -334,14 +400,23 @@ def test_checkpoint_lookup(shipped, tmp_path):
     assert T.checkpoint("tiny", LOCAL, schedule) == shipped  # data_dir() has none
     assert T.checkpoint("tiny", {**LOCAL, "width": 16}, schedule) is None  # another model
     assert T.checkpoint("tiny", LOCAL, {**schedule, "epochs": 3}) is None  # another training
-    assert T.checkpoint("tiny", LOCAL, {**schedule, "lr": 1e-2}) is None  # train()'s default lr 1e-3 was used
-    assert T.checkpoint("tiny", LOCAL, {**schedule, "lr": 1e-3, "every": 5}) == shipped  # every changes nothing
+    assert (
+        T.checkpoint("tiny", LOCAL, {**schedule, "lr": 1e-2}) is None
+    )  # train()'s default lr 1e-3 was used
+    assert (
+        T.checkpoint("tiny", LOCAL, {**schedule, "lr": 1e-3, "every": 5}) == shipped
+    )  # every changes nothing
     shutil.copytree(shipped, local)
     assert T.checkpoint("tiny", LOCAL, schedule) == local  # the local one wins
     meta = read_config(local)
-    for changed in ({"model": {**LOCAL, "width": 16}}, {"progress": {**meta["progress"], "epoch": 1}}):
+    for changed in (
+        {"model": {**LOCAL, "width": 16}},
+        {"progress": {**meta["progress"], "epoch": 1}},
+    ):
         (local / "config.json").write_text(json.dumps(meta | changed))
-        assert T.checkpoint("tiny", LOCAL, schedule) == shipped  # a mismatched or unfinished local one is skipped
+        assert (
+            T.checkpoint("tiny", LOCAL, schedule) == shipped
+        )  # a mismatched or unfinished local one is skipped
 
 
 def test_ensure_prior_loads_shipped(shipped, tmp_path):
@@ -356,12 +431,18 @@ def test_ensure_prior_loads_shipped(shipped, tmp_path):
     assert_same(weights(prior), weights(T.load_prior(shipped)), atol=0)
     shutil.copytree(shipped, tmp_path / "data" / "tiny")
     meta = read_config(shipped)
-    (tmp_path / "data" / "tiny" / "config.json").write_text(json.dumps(meta | {"model": {**LOCAL, "width": 16}}))
+    (tmp_path / "data" / "tiny" / "config.json").write_text(
+        json.dumps(meta | {"model": {**LOCAL, "width": 16}})
+    )
     with pytest.warns(UserWarning, match="'width'.*16.*8"):
-        ensure_prior("tiny", LOCAL, schedule, data=counted, progress=False)  # the mismatched local one is replaced...
+        ensure_prior(
+            "tiny", LOCAL, schedule, data=counted, progress=False
+        )  # the mismatched local one is replaced...
     assert not calls and not (tmp_path / "data" / "tiny").exists()  # ... by the shipped one
     ensure_prior("tiny", LOCAL, {**schedule, "epochs": 3}, data=counted, progress=False)
-    assert len(calls) == 1 and read_config(tmp_path / "data" / "tiny")["progress"]["epoch"] == 3  # no match: trained
+    assert (
+        len(calls) == 1 and read_config(tmp_path / "data" / "tiny")["progress"]["epoch"] == 3
+    )  # no match: trained
 
 
 def test_trajectory_windows_batches():
@@ -380,7 +461,17 @@ def test_trajectory_windows_batches():
 
 def test_ema_and_bf16(tmp_path):
     sde = tiny()
-    history = train(sde, data(64), epochs=2, batch_size=16, lr=1e-2, ema=0.5, bf16=True, directory=tmp_path, progress=False)
+    history = train(
+        sde,
+        data(64),
+        epochs=2,
+        batch_size=16,
+        lr=1e-2,
+        ema=0.5,
+        bf16=True,
+        directory=tmp_path,
+        progress=False,
+    )
     assert all(math.isfinite(v) for v in history["train"])
     _, state = load_checkpoint(tmp_path)
     assert_same(weights(sde), state["ema"], atol=0)  # the returned module holds the average
@@ -389,8 +480,24 @@ def test_ema_and_bf16(tmp_path):
 
 def test_load_configs(tmp_path):
     model, schedule = T.load_configs("lorenz_local", "full")
-    assert model == {"kind": "local", "features": 3, "k": 2, "embedding": 32, "alpha": "cos", "eta": 1e-3, "width": 256, "depth": 5}
-    assert schedule == {"weight_decay": 1e-3, "lr_schedule": "linear", "epochs": 4096, "epoch_size": None, "batch_size": 64, "lr": 1e-3}
+    assert model == {
+        "kind": "local",
+        "features": 3,
+        "k": 2,
+        "embedding": 32,
+        "alpha": "cos",
+        "eta": 1e-3,
+        "width": 256,
+        "depth": 5,
+    }
+    assert schedule == {
+        "weight_decay": 1e-3,
+        "lr_schedule": "linear",
+        "epochs": 4096,
+        "epoch_size": None,
+        "batch_size": 64,
+        "lr": 1e-3,
+    }
     assert {"lorenz_local", "lorenz_global"} <= set(T.families())
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"ci": {"model": LOCAL, "train": {"epochs": 2}}}))

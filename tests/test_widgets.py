@@ -22,8 +22,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import sda_lite.train as T
-from sda_lite import plots
 import sda_lite.widgets as W
+from sda_lite import plots
 from sda_lite.baselines import kalman_smoother
 from sda_lite.dynamics import LinearGaussian
 from sda_lite.train import build_prior, lorenz_configs
@@ -137,7 +137,9 @@ def test_plot_lorenz_posterior_draws_truth_observations_and_samples(params, ever
     for d, ax in enumerate(fig.axes):
         drawn = lines(ax)
         np.testing.assert_allclose(drawn["truth"], truth[:, d])
-        samples = [line.get_ydata() for line in ax.get_lines() if line.get_color() == plots.POSTERIOR]
+        samples = [
+            line.get_ydata() for line in ax.get_lines() if line.get_color() == plots.POSTERIOR
+        ]
         assert len(samples) == min(16, (LORENZ | params)["samples"]) and np.isfinite(samples).all()
         marks = [c for c in ax.containers if c.get_label() == "observations"]
         assert len(marks) == (d in observed)
@@ -158,8 +160,14 @@ def test_plot_lorenz_posterior_is_deterministic():
 def test_lorenz_panel_shows_the_pure_figure_and_redraws_on_changes():
     panel = W.lorenz_panel(**LORENZ_PANEL)
     assert panel.params == LORENZ_PANEL | {
-        "sigma_y": 0.05, "every": 8, "observed": (0,), "k": 2, "method": "sda",
-        "gamma": W.LORENZ_SAMPLING["gamma"], "limit": True, "corrections": 1,
+        "sigma_y": 0.05,
+        "every": 8,
+        "observed": (0,),
+        "k": 2,
+        "method": "sda",
+        "gamma": W.LORENZ_SAMPLING["gamma"],
+        "limit": True,
+        "corrections": 1,
     }
     assert panel.controls["limit"].description == "step limiter (not in the paper)"
     assert shows(panel, W.plot_lorenz_posterior)
@@ -196,7 +204,11 @@ def test_plot_diffusion_noises_as_mu_x_plus_sigma_z(t):
     mu, sigma = prior.mu(t).item(), prior.sigma(t).item()
     x = W.CHAIN.preprocess(W.lorenz_truth(0)).float().numpy()
     drawn = [lines(ax) for ax in fig.axes]
-    assert len(drawn) == 3 and set(drawn[0]) == {"noised $x(t)$", "clean $x$", r"denoised $\hat{x}$"}
+    assert len(drawn) == 3 and set(drawn[0]) == {
+        "noised $x(t)$",
+        "clean $x$",
+        r"denoised $\hat{x}$",
+    }
     clean = np.stack([d["clean $x$"] for d in drawn], -1)
     noised = np.stack([d["noised $x(t)$"] for d in drawn], -1)
     denoised = np.stack([d[r"denoised $\hat{x}$"] for d in drawn], -1)
@@ -212,7 +224,9 @@ def test_diffusion_panel_shows_the_pure_figure_and_redraws_on_changes():
     assert shows(panel, W.plot_diffusion)
     first = panel.image.value
     panel.controls["t"].value = 0.9
-    assert panel.params["t"] == 0.9 and shows(panel, W.plot_diffusion) and panel.image.value != first
+    assert (
+        panel.params["t"] == 0.9 and shows(panel, W.plot_diffusion) and panel.image.value != first
+    )
     panel.controls["k"].value = 1
     assert shows(panel, W.plot_diffusion)
 
@@ -230,7 +244,9 @@ def test_gaussian_mmps_matches_the_kalman_posterior():
     observed = fig.axes[0]
     y = lines(observed)["observations"]
     np.testing.assert_array_equal(
-        [line.get_xdata() for line in observed.get_lines() if line.get_label() == "observations"][0],
+        [line.get_xdata() for line in observed.get_lines() if line.get_label() == "observations"][
+            0
+        ],
         np.arange(L)[::every],
     )
     H = torch.tensor([[1.0, 0.0]])
@@ -268,13 +284,20 @@ def test_plot_gaussian_guidance_draws_the_exact_posterior_whatever_the_method(pa
             if label in exact:
                 np.testing.assert_array_equal(drawn[label], exact[label])
         assert np.isfinite(drawn["samples (mean ± 2 std)"]).all()
-    assert len(lines(fig.axes[0])["observations"]) == len(range(0, GAUSS["L"], params.get("every", 4)))
+    assert len(lines(fig.axes[0])["observations"]) == len(
+        range(0, GAUSS["L"], params.get("every", 4))
+    )
 
 
 def test_gaussian_panel_shows_the_pure_figure_and_redraws_on_changes():
     panel = W.gaussian_panel(**GAUSS)
     assert panel.params == GAUSS | {
-        "method": "sda", "gamma": 0.1, "limit": True, "zeta": 1.0, "sigma_y": 0.1, "every": 4,
+        "method": "sda",
+        "gamma": 0.1,
+        "limit": True,
+        "zeta": 1.0,
+        "sigma_y": 0.1,
+        "every": 4,
         "corrections": 1,
     }
     assert panel.controls["limit"].description == "step limiter (not in the paper)"
@@ -310,7 +333,9 @@ def test_panel_draws_caches_holds_and_shows_errors():
     a = widgets.IntSlider(value=1, min=-1, max=3)
     before = torch.get_num_threads()
     panel = Panel(plot, {"a": a}, fixed={"b": "y"})
-    assert threads == [1] and torch.get_num_threads() == before  # one thread while drawing, restored
+    assert (
+        threads == [1] and torch.get_num_threads() == before
+    )  # one thread while drawing, restored
     assert calls == [(1, "y")] and panel.image.value == figure_png(plot(1, "y"))
     first, calls[:] = panel.image.value, []
     a.value = 3
@@ -350,7 +375,9 @@ def test_lorenz_checkpoint_finds_the_shipped_prior(tmp_path, monkeypatch):
     assert W.lorenz_checkpoint(1, "ci") == directory
 
 
-@pytest.mark.skipif(not (T.SHIPPED / "lorenz_local_k2_cpu").exists(), reason="no shipped checkpoint")
+@pytest.mark.skipif(
+    not (T.SHIPPED / "lorenz_local_k2_cpu").exists(), reason="no shipped checkpoint"
+)
 def test_shipped_checkpoints_load_and_are_small():
     for directory in T.SHIPPED.iterdir():
         if directory.is_dir():

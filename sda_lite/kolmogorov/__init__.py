@@ -20,7 +20,13 @@ built.
 """
 
 from sda_lite.fields import coarsen, energy_spectrum, upsample, vorticity  # noqa: F401
-from sda_lite.kolmogorov.data import FORMAT, ensure_kolmogorov, generate_kolmogorov, kolmogorov_sizes  # noqa: F401
+from sda_lite.io import split_sizes  # noqa: F401
+from sda_lite.kolmogorov.data import (
+    FORMAT,
+    ensure_kolmogorov,
+    generate_kolmogorov,
+    kolmogorov_sizes,
+)  # noqa: F401
 from sda_lite.kolmogorov.flow import KolmogorovFlow, _jax  # noqa: F401
 from sda_lite.kolmogorov.plots import plot_vorticity  # noqa: F401
 from sda_lite.kolmogorov.prior import (  # noqa: F401
@@ -30,5 +36,24 @@ from sda_lite.kolmogorov.prior import (  # noqa: F401
     kolmogorov_windows,
     window_statistics,
 )
-from sda_lite.io import split_sizes  # noqa: F401
 from sda_lite.windows import FieldWindows  # noqa: F401
+
+__all__ = [
+    "FORMAT",
+    "FieldWindows",
+    "KolmogorovFlow",
+    "coarsen",
+    "energy_spectrum",
+    "ensure_kolmogorov",
+    "field_statistics",
+    "gaussian_part",
+    "generate_kolmogorov",
+    "kolmogorov_prior",
+    "kolmogorov_sizes",
+    "kolmogorov_windows",
+    "plot_vorticity",
+    "split_sizes",
+    "upsample",
+    "vorticity",
+    "window_statistics",
+]

@@ -8,7 +8,6 @@ batch of trajectories, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -17,16 +16,16 @@ import torch
 from tqdm.auto import tqdm
 
 from sda_lite import distributed
-from sda_lite.config import data_dir, pick, scale as get_scale
+from sda_lite.config import data_dir, pick
+from sda_lite.config import scale as get_scale
 from sda_lite.fields import coarsen
-from sda_lite.io import matches, split_sizes
-
+from sda_lite.io import atomic, matches, split_sizes
 from sda_lite.kolmogorov.flow import KolmogorovFlow, _jax, _positive, _positive_int
 
 FORMAT = 1
 
 
-def kolmogorov_sizes(scale: str | None = None) -> dict[str, int]:
+def kolmogorov_sizes(scale_name: str | None = None) -> dict[str, int]:
     r"""The dataset sizes of a scale.
 
     ``size`` is the simulated grid, ``r`` the coarsening factor (stored grid ``size / r``),
@@ -43,16 +42,28 @@ def kolmogorov_sizes(scale: str | None = None) -> dict[str, int]:
         ci=dict(size=128, r=4, trajectories=16, burn=16, length=16),
         cpu=dict(size=128, r=4, trajectories=64, burn=32, length=64),
         full=dict(size=256, r=4, trajectories=1024, burn=64, length=64),
-        scale_name=get_scale(scale),
+        scale_name=get_scale(scale_name),
     )
 
 
 def _settings(size, r, trajectories, burn, length, dt, reynolds, seed) -> dict:
-    size, r, length = _positive_int("size", size), _positive_int("r", r), _positive_int("length", length)
+    size, r, length = (
+        _positive_int("size", size),
+        _positive_int("r", r),
+        _positive_int("length", length),
+    )
     if size % r:
-        raise ValueError(f"size={size} is not divisible by r={r}: expected a multiple of the coarsening factor")
-    if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 10:
-        raise ValueError(f"trajectories={trajectories!r}: expected an integer >= 10 (for an 80/10/10 split)")
+        raise ValueError(
+            f"size={size} is not divisible by r={r}: expected a multiple of the coarsening factor"
+        )
+    if (
+        isinstance(trajectories, bool)
+        or not isinstance(trajectories, (int, np.integer))
+        or trajectories < 10
+    ):
+        raise ValueError(
+            f"trajectories={trajectories!r}: expected an integer >= 10 (for an 80/10/10 split)"
+        )
     if isinstance(burn, bool) or not isinstance(burn, (int, np.integer)) or burn < 0:
         raise ValueError(f"burn={burn!r}: expected a non-negative integer")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -80,7 +91,9 @@ def _part(path: Path, rank: int, world: int) -> Path:
     r"""The file where process ``rank`` of ``world`` accumulates its trajectories (``path.partial``
     for a single process)."""
 
-    return path.with_name(f"{path.name}.partial" if world == 1 else f"{path.name}.part{rank}of{world}")
+    return path.with_name(
+        f"{path.name}.partial" if world == 1 else f"{path.name}.part{rank}of{world}"
+    )
 
 
 def _resume(part: Path, settings: dict, start: int, stop: int) -> int:
@@ -90,7 +103,13 @@ def _resume(part: Path, settings: dict, start: int, stop: int) -> int:
     try:
         with h5py.File(part, "r") as file:
             g, n = settings["grid"], stop - start
-            if _matches(file, {**settings, "start": start, "stop": stop}) and file["x"].shape == (n, settings["length"], 2, g, g):
+            if _matches(file, {**settings, "start": start, "stop": stop}) and file["x"].shape == (
+                n,
+                settings["length"],
+                2,
+                g,
+                g,
+            ):
                 return int(file.attrs["done"])
     except (OSError, KeyError, AttributeError, TypeError, ValueError):
         pass
@@ -98,18 +117,33 @@ def _resume(part: Path, settings: dict, start: int, stop: int) -> int:
     return 0
 
 
-def _simulate(part: Path, settings: dict, start: int, stop: int, batch: int, progress: bool, desc: str = "Kolmogorov") -> None:
+def _simulate(
+    part: Path,
+    settings: dict,
+    start: int,
+    stop: int,
+    batch: int,
+    progress: bool,
+    desc: str = "Kolmogorov",
+) -> None:
     r"""Simulates trajectories ``start`` to ``stop`` into ``part`` (dataset ``x``, attribute ``done``,
     flushed after each batch), continuing from the trajectories it already holds."""
 
     n, g, seed = stop - start, settings["grid"], settings["seed"]
     burn, length, r = settings["burn"], settings["length"], settings["r"]
     done = _resume(part, settings, start, stop)
-    flow = KolmogorovFlow(size=settings["size"], dt=settings["dt"], reynolds=settings["reynolds"], chunk=batch)
+    flow = KolmogorovFlow(
+        size=settings["size"], dt=settings["dt"], reynolds=settings["reynolds"], chunk=batch
+    )
     with h5py.File(part, "a" if done else "w") as file:
         if not done:
             file.attrs.update({**settings, "start": start, "stop": stop, "done": 0})
-            file.create_dataset("x", shape=(n, length, 2, g, g), dtype=np.float32, chunks=(1, length, 2, g, g) if n else None)
+            file.create_dataset(
+                "x",
+                shape=(n, length, 2, g, g),
+                dtype=np.float32,
+                chunks=(1, length, 2, g, g) if n else None,
+            )
         with tqdm(total=n, initial=done, desc=desc, unit="trajectory", disable=not progress) as bar:
             for i in range(done, n, batch):
                 j = min(i + batch, n)
@@ -122,31 +156,28 @@ def _simulate(part: Path, settings: dict, start: int, stop: int, batch: int, pro
                 bar.update(j - i)
 
 
-def _finalise(parts: list[tuple[Path, int, int]], path: Path, settings: dict, block: int = 64) -> None:
+def _finalise(
+    parts: list[tuple[Path, int, int]], path: Path, settings: dict, block: int = 64
+) -> None:
     r"""Gathers the finished ``parts`` (file, start, stop), splits the trajectories into
     train/valid/test in a temporary file moved atomically to ``path``, then deletes the parts."""
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created with the usual permissions
-    try:
-        with h5py.File(tmp, "w") as dst:
-            dst.attrs.update(settings)
-            sources = [(h5py.File(part, "r"), start, stop) for part, start, stop in parts]
-            try:
-                first = 0
-                for split, n in split_sizes(settings["trajectories"]).items():
-                    out = dst.create_dataset(split, shape=(n, *sources[0][0]["x"].shape[1:]), dtype=np.float32)
-                    for src, start, stop in sources:  # the part's trajectories in this split, block by block
-                        for i in range(max(start, first), min(stop, first + n), block):
-                            j = min(i + block, stop, first + n)
-                            out[i - first : j - first] = src["x"][i - start : j - start]
-                    first += n
-            finally:
-                for src, _, _ in sources:
-                    src.close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic(path) as tmp, h5py.File(tmp, "w") as dst:
+        dst.attrs.update(settings)
+        sources = [(h5py.File(part, "r"), start, stop) for part, start, stop in parts]
+        try:
+            first = 0
+            for split, n in split_sizes(settings["trajectories"]).items():
+                shape = (n, *sources[0][0]["x"].shape[1:])
+                out = dst.create_dataset(split, shape=shape, dtype=np.float32)
+                for src, start, stop in sources:  # the part's trajectories in this split, by blocks
+                    for i in range(max(start, first), min(stop, first + n), block):
+                        j = min(i + block, stop, first + n)
+                        out[i - first : j - first] = src["x"][i - start : j - start]
+                first += n
+        finally:
+            for src, _, _ in sources:
+                src.close()
     for part, _, _ in parts:
         part.unlink()
 
@@ -189,7 +220,10 @@ def generate_kolmogorov(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rank, world = (distributed.rank(), distributed.world()) if distributed.setup("gloo") else (0, 1)
-    parts = [(_part(path, p, world), start, stop) for p, (start, stop) in enumerate(distributed.ranges(settings["trajectories"], world))]
+    parts = [
+        (_part(path, p, world), start, stop)
+        for p, (start, stop) in enumerate(distributed.ranges(settings["trajectories"], world))
+    ]
     part, start, stop = parts[rank]
     desc = "Kolmogorov" if world == 1 else f"Kolmogorov (process 0 of {world})"
     _simulate(part, settings, start, stop, batch, progress and rank == 0, desc)
@@ -202,7 +236,7 @@ def generate_kolmogorov(
 
 def ensure_kolmogorov(
     path: str | Path | None = None,
-    scale: str | None = None,
+    scale_name: str | None = None,
     *,
     size: int | None = None,
     r: int | None = None,
@@ -222,22 +256,30 @@ def ensure_kolmogorov(
     are HDF5 attributes; a file whose attributes differ from those asked is regenerated.
 
     Arguments:
-        path: The HDF5 file (default ``data_dir() / f"kolmogorov_{scale}.h5"``).
-        scale: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``), which sets the sizes of
+        path: The HDF5 file (default ``data_dir() / f"kolmogorov_{scale_name}.h5"``).
+        scale_name: ``ci``, ``cpu`` or ``full`` (default ``$SDA_SCALE``), which sets the sizes of
             :func:`kolmogorov_sizes`; ``size``, ``r``, ``trajectories``, ``burn`` and ``length``
             override them.
         dt, reynolds: The flow's settings. seed: The seed of trajectory 0 (trajectory n uses seed + n).
         batch: Trajectories simulated at once (default: 1 on CPU, 64 on GPU).
     """
 
-    scale = get_scale(scale)
-    sizes = kolmogorov_sizes(scale)
-    for name, value in (("size", size), ("r", r), ("trajectories", trajectories), ("burn", burn), ("length", length)):
+    scale_name = get_scale(scale_name)
+    sizes = kolmogorov_sizes(scale_name)
+    for name, value in (
+        ("size", size),
+        ("r", r),
+        ("trajectories", trajectories),
+        ("burn", burn),
+        ("length", length),
+    ):
         sizes[name] = sizes[name] if value is None else value
     settings = _settings(dt=dt, reynolds=reynolds, seed=seed, **sizes)
-    path = Path(path) if path is not None else data_dir() / f"kolmogorov_{scale}.h5"
+    path = Path(path) if path is not None else data_dir() / f"kolmogorov_{scale_name}.h5"
     if not matches(path, settings, (2, settings["grid"], settings["grid"])):
         if batch is None:
             batch = 64 if _jax().default_backend() != "cpu" else 1
-        generate_kolmogorov(path, dt=dt, reynolds=reynolds, seed=seed, batch=batch, progress=progress, **sizes)
+        generate_kolmogorov(
+            path, dt=dt, reynolds=reynolds, seed=seed, batch=batch, progress=progress, **sizes
+        )
     return path

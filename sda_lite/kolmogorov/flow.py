@@ -59,7 +59,15 @@ def _positive(name: str, value) -> float:
 
 @functools.lru_cache(maxsize=8)
 def _functions(
-    size, dt, reynolds, steps, forcing_wavenumber, forcing_magnitude, damping, initial_velocity, peak_wavenumber
+    size,
+    dt,
+    reynolds,
+    steps,
+    forcing_wavenumber,
+    forcing_magnitude,
+    damping,
+    initial_velocity,
+    peak_wavenumber,
 ):
     r"""Builds jax-cfd's prior and transition, jitted and vmapped over a leading batch axis.
 
@@ -159,7 +167,9 @@ class KolmogorovFlow(MarkovChain):
         import jax_cfd.base as cfd
 
         self._jax = jax
-        self.grid = cfd.grids.Grid((self.size, self.size), domain=((0, 2 * math.pi), (0, 2 * math.pi)))
+        self.grid = cfd.grids.Grid(
+            (self.size, self.size), domain=((0, 2 * math.pi), (0, 2 * math.pi))
+        )
         stable = cfd.equations.stable_time_step(
             max_velocity=self.max_velocity,
             max_courant_number=self.courant,
@@ -193,13 +203,17 @@ class KolmogorovFlow(MarkovChain):
     def _chunked(self, fn, x: np.ndarray) -> np.ndarray:
         if len(x) == 0:
             return x
-        return np.concatenate([np.asarray(fn(x[i : i + self.chunk])) for i in range(0, len(x), self.chunk)])
+        return np.concatenate(
+            [np.asarray(fn(x[i : i + self.chunk])) for i in range(0, len(x), self.chunk)]
+        )
 
     def _check(self, x: Tensor, name: str = "x") -> None:
         if not isinstance(x, Tensor) or x.ndim < 3 or tuple(x.shape[-3:]) != self.shape:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             expected = ", ".join(map(str, self.shape))
-            raise ValueError(f"{name} has shape {shape}: expected a velocity field shaped (*batch, {expected})")
+            raise ValueError(
+                f"{name} has shape {shape}: expected a velocity field shaped (*batch, {expected})"
+            )
 
     def prior(self, shape: Shape = (), generator: torch.Generator | None = None) -> Tensor:
         r"""Samples :math:`x_1 \sim p(x_1)`, shaped ``(*shape, 2, size, size)``.

@@ -31,13 +31,19 @@ def plot_vorticity(
     w = torch.as_tensor(w).detach().cpu().float()
     w = w[None] if w.ndim == 2 else w
     if w.ndim != 3:
-        raise ValueError(f"w has shape {tuple(w.shape)}: expected vorticity fields shaped (n, H, W)")
+        raise ValueError(
+            f"w has shape {tuple(w.shape)}: expected vorticity fields shaped (n, H, W)"
+        )
     if axes is None:
-        _, axes = plt.subplots(1, len(w), figsize=(2.2 * len(w) + 0.8, 2.4), squeeze=False, constrained_layout=True)
+        _, axes = plt.subplots(
+            1, len(w), figsize=(2.2 * len(w) + 0.8, 2.4), squeeze=False, constrained_layout=True
+        )
         axes = axes[0]
     vmax = float(w.abs().max()) if vmax is None else vmax
     for i, (ax, field) in enumerate(zip(axes, w)):
-        image = ax.imshow(field.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        image = ax.imshow(
+            field.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest"
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:

@@ -3,7 +3,7 @@ r"""The Kolmogorov prior: windows of the dataset, their statistics (the Gaussian
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -11,13 +11,14 @@ from torch import Tensor
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.io import load
+from sda_lite.kolmogorov.data import ensure_kolmogorov
 from sda_lite.priors import ensure_prior, load_configs
 from sda_lite.windows import FieldWindows
 
-from sda_lite.kolmogorov.data import ensure_kolmogorov
 
-
-def kolmogorov_windows(scale_name: str | None = None, k: int = 2) -> tuple[FieldWindows, FieldWindows]:
+def kolmogorov_windows(
+    scale_name: str | None = None, k: int = 2
+) -> tuple[FieldWindows, FieldWindows]:
     r"""The training and validation windows of ``2k + 1`` states of the Kolmogorov dataset of a scale
     (generated when missing): one random window per trajectory and epoch, ``(2k + 1, 2, H, W)``.
 
@@ -26,8 +27,10 @@ def kolmogorov_windows(scale_name: str | None = None, k: int = 2) -> tuple[Field
     data are already standardised (the paper does the same).
     """
 
-    path = ensure_kolmogorov(scale=scale_name)
-    return FieldWindows(load(path, "train"), 2 * k + 1), FieldWindows(load(path, "valid"), 2 * k + 1)
+    path = ensure_kolmogorov(scale_name=scale_name)
+    return FieldWindows(load(path, "train"), 2 * k + 1), FieldWindows(
+        load(path, "valid"), 2 * k + 1
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -39,7 +42,8 @@ def window_statistics(scale_name: str | None = None, k: int = 2) -> tuple[Tensor
     :math:`\hat{d}_i(\kappa)` the orthonormal 2-D Fourier coefficients of :math:`x_i - m`, the
     covariance of mode :math:`\kappa` across a window is
 
-    .. math:: C_\kappa[a, b] = \mathbb{E}\big[\mathrm{Re}\, \hat{d}_{i + a}(\kappa) \overline{\hat{d}_{i + b}(\kappa)}\big],
+    .. math:: C_\kappa[a, b] = \mathbb{E}\big[\mathrm{Re}\,
+        \hat{d}_{i + a}(\kappa) \overline{\hat{d}_{i + b}(\kappa)}\big],
         \quad 0 \le a, b \le 2k,
 
     averaged over all windows of the training split: the energy spectrum on its diagonal, the
@@ -49,7 +53,7 @@ def window_statistics(scale_name: str | None = None, k: int = 2) -> tuple[Tensor
         ``mean: (2, H, W)`` and ``cov: (2, H, W, 2k + 1, 2k + 1)``, float64.
     """
 
-    return field_statistics(load(ensure_kolmogorov(scale=scale_name), "train"), k)
+    return field_statistics(load(ensure_kolmogorov(scale_name=scale_name), "train"), k)
 
 
 def field_statistics(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
@@ -58,11 +62,15 @@ def field_statistics(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
 
     if not isinstance(x, Tensor) or x.ndim != 5 or x.shape[1] < 2 * k + 1:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x has shape {shape}: expected trajectories (N, L, C, H, W) with L >= 2k + 1 = {2 * k + 1}")
+        raise ValueError(
+            f"x has shape {shape}: expected trajectories (N, L, C, H, W) with L >= 2k + 1 = {2 * k + 1}"
+        )
     x = x.double()
     mean = x.mean(dim=(0, 1))
     d = torch.fft.fft2(x - mean, norm="ortho").unfold(1, 2 * k + 1, 1)  # (N, L - 2k, 2, H, W, 2k+1)
-    cov = torch.einsum("nlchwa,nlchwb->chwab", d.real, d.real) + torch.einsum("nlchwa,nlchwb->chwab", d.imag, d.imag)
+    cov = torch.einsum("nlchwa,nlchwb->chwab", d.real, d.real) + torch.einsum(
+        "nlchwa,nlchwb->chwab", d.imag, d.imag
+    )
     return mean, cov / (d.shape[0] * d.shape[1])
 
 
@@ -81,8 +89,12 @@ def kolmogorov_prior(scale_name: str | None = None, progress: bool = True) -> VP
     scale_name = get_scale(scale_name)
     config, train_config = load_configs("kolmogorov", scale_name)
     return ensure_prior(
-        f"kolmogorov_{scale_name}", config, train_config, data=lambda: kolmogorov_windows(scale_name, config["k"])[0],
-        progress=progress, prepare=gaussian_part(config),
+        f"kolmogorov_{scale_name}",
+        config,
+        train_config,
+        data=lambda: kolmogorov_windows(scale_name, config["k"])[0],
+        progress=progress,
+        prepare=gaussian_part(config),
     )
 
 

@@ -40,13 +40,14 @@ loop             x_1 - x_L = 0                                                  
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from sda_lite.fields import coarsen as pool, upsample, vorticity
+from sda_lite.fields import coarsen as pool
+from sda_lite.fields import upsample, vorticity
 from sda_lite.kolmogorov.data import kolmogorov_sizes
 from sda_lite.kolmogorov.flow import KolmogorovFlow
 from sda_lite.observe import Operator, coarsen, compose, every, mask, observe
@@ -54,7 +55,9 @@ from sda_lite.observe import Operator, coarsen, compose, every, mask, observe
 SCENARIOS = ("assimilation", "extrapolation", "saturation", "sparse", "event", "loop")
 PAPER_GRID = 64  # the stored grid of the paper, on which the scenarios' sizes are given
 PAPER_STRIDES = (2, 4, 8, 16)  # the sparse scenario's pixel strides in the paper's figure (64 x 64)
-EVENT = -0.6  # the event's vorticity per cell of the 64 x 64 grid, physical sign (the paper: +0.6 of -h w)
+EVENT = (
+    -0.6
+)  # the event's vorticity per cell of the 64 x 64 grid, physical sign (the paper: +0.6 of -h w)
 
 
 @dataclass
@@ -101,7 +104,9 @@ def crop(size: int, grid: int) -> Operator:
     r"""The central ``size x size`` crop of a ``grid x grid`` field: ``(*, grid, grid) -> (*, size, size)``."""
 
     if not isinstance(size, int) or not 1 <= size <= grid:
-        raise ValueError(f"crop: size={size!r} is outside the {grid}x{grid} field: expected an integer in [1, {grid}]")
+        raise ValueError(
+            f"crop: size={size!r} is outside the {grid}x{grid} field: expected an integer in [1, {grid}]"
+        )
     a = (grid - size) // 2
 
     def f(x: Tensor) -> Tensor:
@@ -123,7 +128,9 @@ def annulus(grid: int, inner: float = 0.4, outer: float = 0.6) -> Tensor:
 def _grid(x: Tensor) -> tuple[int, int]:
     if not isinstance(x, Tensor) or x.ndim < 4 or x.shape[-3] != 2 or x.shape[-1] != x.shape[-2]:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x_true has shape {shape}: expected a trajectory of square velocity fields (*batch, L, 2, H, H)")
+        raise ValueError(
+            f"x_true has shape {shape}: expected a trajectory of square velocity fields (*batch, L, 2, H, H)"
+        )
     return x.shape[-4], x.shape[-1]
 
 
@@ -138,24 +145,45 @@ def operator(name: str, grid: int, length: int, **overrides) -> tuple[Operator, 
 
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}: expected one of {', '.join(SCENARIOS)}")
-    std = {"assimilation": 0.1, "extrapolation": 0.01, "saturation": 0.05, "sparse": 0.1, "event": 0.2, "loop": 0.01}[name]
+    std = {
+        "assimilation": 0.1,
+        "extrapolation": 0.01,
+        "saturation": 0.05,
+        "sparse": 0.1,
+        "event": 0.2,
+        "loop": 0.01,
+    }[name]
     std = overrides.pop("std", std)
     if isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0:
         raise ValueError(f"std={std!r}: expected a positive noise level")
     s: dict = {}
-    n = overrides.pop("every", {"assimilation": 4, "extrapolation": 3, "saturation": 3}.get(name, 1))
+    n = overrides.pop(
+        "every", {"assimilation": 4, "extrapolation": 3, "saturation": 3}.get(name, 1)
+    )
 
     if name in ("assimilation", "extrapolation", "saturation"):
         paper = {"assimilation": 8, "extrapolation": 4, "saturation": 4}[name]
-        s["factor"] = overrides.pop("factor", max(1, paper * grid // PAPER_GRID))  # the paper's, scaled
+        s["factor"] = overrides.pop(
+            "factor", max(1, paper * grid // PAPER_GRID)
+        )  # the paper's, scaled
         if not isinstance(s["factor"], int) or s["factor"] < 1 or grid % s["factor"]:
-            raise ValueError(f"{name}: the {grid}x{grid} grid is not divisible by the coarsening factor {s['factor']!r}")
+            raise ValueError(
+                f"{name}: the {grid}x{grid} grid is not divisible by the coarsening factor {s['factor']!r}"
+            )
         coarse = grid // s["factor"]
         parts = [every(n, dim=-4), coarsen(s["factor"])]
         if name == "saturation":  # the vorticity of the coarsened velocity, per coarse cell
-            parts.append(Operator(lambda v: cell_vorticity(v, coarse), f"vorticity(per cell of {coarse}x{coarse})", linear=True))
+            parts.append(
+                Operator(
+                    lambda v: cell_vorticity(v, coarse),
+                    f"vorticity(per cell of {coarse}x{coarse})",
+                    linear=True,
+                )
+            )
         if name != "assimilation":
-            s["crop"] = overrides.pop("crop", max(1, coarse * {"extrapolation": 8, "saturation": 12}[name] // 16))
+            s["crop"] = overrides.pop(
+                "crop", max(1, coarse * {"extrapolation": 8, "saturation": 12}[name] // 16)
+            )
             parts.append(crop(s["crop"], coarse))
         if name == "saturation":
             parts.append(Operator(lambda w: w / (1 + w.abs()), "saturate"))
@@ -166,16 +194,24 @@ def operator(name: str, grid: int, length: int, **overrides) -> tuple[Operator, 
             raise ValueError(f"sparse: stride={s['stride']!r}, expected an integer in [1, {grid}]")
         m = torch.zeros(grid, grid, dtype=torch.bool)
         m[:: s["stride"], :: s["stride"]] = True
-        s["paper_stride"] = s["stride"] * PAPER_GRID / grid  # the same spacing on the paper's 64 x 64 grid
+        s["paper_stride"] = (
+            s["stride"] * PAPER_GRID / grid
+        )  # the same spacing on the paper's 64 x 64 grid
         A = compose(every(n, dim=-4), mask(m))
     elif name == "event":
         s["pixels"] = int(annulus(grid).sum())
         last = Operator(lambda x: x.select(-4, -1), "last", linear=True)
-        per_cell = Operator(lambda v: cell_vorticity(v, PAPER_GRID), f"vorticity(per cell of {PAPER_GRID}x{PAPER_GRID})", linear=True)
+        per_cell = Operator(
+            lambda v: cell_vorticity(v, PAPER_GRID),
+            f"vorticity(per cell of {PAPER_GRID}x{PAPER_GRID})",
+            linear=True,
+        )
         A = compose(last, per_cell, mask(annulus(grid)))
     else:  # loop
         if length < 2:
-            raise ValueError(f"loop: a trajectory of length {length} has no distinct first and last states")
+            raise ValueError(
+                f"loop: a trajectory of length {length} has no distinct first and last states"
+            )
         A = Operator(lambda x: x.select(-4, 0) - x.select(-4, -1), "x_1 - x_L", linear=True)
     if overrides:
         raise ValueError(f"{name}: unknown override(s) {sorted(overrides)}")
@@ -183,14 +219,21 @@ def operator(name: str, grid: int, length: int, **overrides) -> tuple[Operator, 
     return A, float(std), s
 
 
-def scenario(name: str, x_true: Tensor, scale_name: str | None = None, seed: int = 0, y: Tensor | None = None, **overrides) -> Scenario:
+def scenario(
+    name: str,
+    x_true: Tensor,
+    scale_name: str | None = None,
+    seed: int = 0,
+    y: Tensor | None = None,
+    **overrides,
+) -> Scenario:
     r"""Scenario ``name`` (one of :data:`SCENARIOS`) for the true trajectory ``x_true: (L, 2, H, W)``.
 
     The observations are :math:`y = A(x^*) + \sigma_y z` with :math:`z` drawn from ``seed``, except
-    for ``event`` (:math:`y =` :data:`EVENT` :math:`= -0.6` on the annulus) and ``loop`` (:math:`y = 0`); pass ``y`` to use
-    your own (checked against the shape of :math:`A(x^*)`). ``scale_name`` is accepted for symmetry
-    with the rest of the library: the sizes follow the grid of ``x_true``. See :func:`operator` for
-    the overrides.
+    for ``event`` (:math:`y =` :data:`EVENT` :math:`= -0.6` on the annulus) and ``loop``
+    (:math:`y = 0`); pass ``y`` to use your own (checked against the shape of :math:`A(x^*)`).
+    ``scale_name`` is accepted for symmetry with the rest of the library: the sizes follow the
+    grid of ``x_true``. See :func:`operator` for the overrides.
     """
 
     length, grid = _grid(x_true)
@@ -200,7 +243,9 @@ def scenario(name: str, x_true: Tensor, scale_name: str | None = None, seed: int
     if y is not None:
         y = torch.as_tensor(y, dtype=x_true.dtype)
         if y.shape != clean.shape:
-            raise ValueError(f"{name}: y has shape {tuple(y.shape)}, expected the shape of A(x_true), {tuple(clean.shape)}")
+            raise ValueError(
+                f"{name}: y has shape {tuple(y.shape)}, expected the shape of A(x_true), {tuple(clean.shape)}"
+            )
     elif name == "event":
         y = torch.full_like(clean, EVENT)
     elif name == "loop":
@@ -223,7 +268,9 @@ def rollout(x: Tensor, scale_name: str | None = None, progress: bool = False) ->
     length, grid = _grid(x)
     size = kolmogorov_sizes(scale_name)["size"]
     if size % grid:
-        raise ValueError(f"the simulation grid {size} is not a multiple of the {grid}x{grid} trajectory grid")
+        raise ValueError(
+            f"the simulation grid {size} is not a multiple of the {grid}x{grid} trajectory grid"
+        )
     r = size // grid
     flow = KolmogorovFlow(size=size)
     x1 = upsample(x.select(-4, 0).detach().cpu().float(), r)

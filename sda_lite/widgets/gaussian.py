@@ -14,6 +14,7 @@ from torch import Tensor
 
 from sda_lite import plots
 from sda_lite.baselines import kalman_smoother
+from sda_lite.config import sampling
 from sda_lite.diffusion import VPSDE
 from sda_lite.guidance import assimilate
 from sda_lite.linear import LinearGaussian
@@ -30,6 +31,8 @@ from sda_lite.widgets.panel import (
     _dropdown,
     _slider,
 )
+
+TEST_BED = sampling("linear")  # the book's settings for the exact test bed (tau = 0.1)
 
 
 @lru_cache(maxsize=16)
@@ -49,8 +52,19 @@ def _gaussian_posterior(
         truth = chain.trajectory(chain.prior(), L).float()
         y = observe(truth, A, sigma_y)
         x = assimilate(
-            prior, y, A, sigma_y, method=method, gamma=gamma, limit=limit, zeta=zeta,
-            iterations=len(y), steps=steps, corrections=corrections, tau=0.1, samples=samples,
+            prior,
+            y,
+            A,
+            sigma_y,
+            method=method,
+            gamma=gamma,
+            limit=limit,
+            zeta=zeta,
+            iterations=len(y),
+            steps=steps,
+            corrections=corrections,
+            tau=TEST_BED["tau"],
+            samples=samples,
         )
     H = torch.tensor([[1.0, 0.0]])
     mean, cov = kalman_smoother(chain, y, H, sigma_y, every=n, length=L)
@@ -158,7 +172,12 @@ def gaussian_panel(**defaults: Any) -> Panel:
     ``samples``) stay fixed. Returns the :class:`~sda_lite.widgets.panel.Panel`, its figure drawn."""
 
     params = {
-        "method": "sda", "gamma": 0.1, "limit": True, "zeta": 1.0, "sigma_y": 0.1, "every": 4,
+        "method": "sda",
+        "gamma": 0.1,
+        "limit": True,
+        "zeta": 1.0,
+        "sigma_y": 0.1,
+        "every": 4,
         "corrections": 1,
     } | defaults
     controls = {

@@ -28,7 +28,7 @@ def kolmogorov_truth(index: int = 0, scale_name: str = "ci") -> Tensor:
     from sda_lite.io import load
     from sda_lite.kolmogorov.data import ensure_kolmogorov
 
-    x = load(ensure_kolmogorov(scale=scale_name, progress=False), "test")
+    x = load(ensure_kolmogorov(scale_name=scale_name, progress=False), "test")
     if not 0 <= index < len(x):
         raise ValueError(f"index={index!r}: expected a test trajectory in [0, {len(x) - 1}]")
     return x[index]
@@ -67,8 +67,15 @@ def _kolmogorov_posterior(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         return assimilate(
-            prior, s.y, s.A, s.std, gamma=paper["gamma"], steps=steps,
-            corrections=paper["corrections"], tau=paper["tau"], samples=samples,
+            prior,
+            s.y,
+            s.A,
+            s.std,
+            gamma=paper["gamma"],
+            steps=steps,
+            corrections=paper["corrections"],
+            tau=paper["tau"],
+            samples=samples,
         )
 
 
@@ -169,13 +176,19 @@ def plot_kolmogorov_scenario(
     truth = vorticity(x[states])
     vmax = float(truth.abs().max())
     plot_vorticity(
-        truth, axes=axes[0], titles=[f"truth, state {i}" for i in states], vmax=vmax,
+        truth,
+        axes=axes[0],
+        titles=[f"truth, state {i}" for i in states],
+        vmax=vmax,
         label="vorticity $\\omega$",
     )
     o = torch.stack([torch.as_tensor(image, dtype=torch.float32) for image in observed])
     plot_vorticity(
-        o, axes=axes[1, : len(o)], titles=[f"observed, state {i}" for i in states],
-        vmax=float(o.nan_to_num().abs().max()) or 1.0, label="observed",
+        o,
+        axes=axes[1, : len(o)],
+        titles=[f"observed, state {i}" for i in states],
+        vmax=float(o.nan_to_num().abs().max()) or 1.0,
+        label="observed",
     )
     for ax in axes[1, len(o) :]:
         ax.set_axis_off()
@@ -184,12 +197,21 @@ def plot_kolmogorov_scenario(
     title += f"\nsecond row: {what}"
     if samples > 0:
         post = _kolmogorov_posterior(
-            scenario, tuple(sorted(overrides.items())), index, seed, data_scale, prior_scale,
-            samples, steps,
+            scenario,
+            tuple(sorted(overrides.items())),
+            index,
+            seed,
+            data_scale,
+            prior_scale,
+            samples,
+            steps,
         )
         titles = [f"SDA sample, state {i}" for i in states]
         plot_vorticity(
-            vorticity(post[0, states]), axes=axes[2], titles=titles, vmax=vmax,
+            vorticity(post[0, states]),
+            axes=axes[2],
+            titles=titles,
+            vmax=vmax,
             label="vorticity $\\omega$",
         )
         title += (

@@ -12,9 +12,10 @@ by default (``prior_scale``), shipped for ``k`` = 1, 2 and 4, whatever ``SDA_SCA
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,7 +55,8 @@ from sda_lite.widgets.panel import (
 )
 
 LORENZ_SCENARIOS = {  # the paper's scenarios (sda_lite.lorenz.SCENARIOS) as presets of the controls
-    name: {"every": s["every"], "sigma_y": s["std"], "observed": (0,)} for name, s in SCENARIOS.items()
+    name: {"every": s["every"], "sigma_y": s["std"], "observed": (0,)}
+    for name, s in SCENARIOS.items()
 }
 L_LORENZ = L  # states per Lorenz trajectory, as in the paper
 LORENZ_SAMPLING = sampling("lorenz")  # the paper's gamma and tau (configs/sampling.json)
@@ -109,7 +111,7 @@ def lorenz_truth(index: int = 0, length: int = L_LORENZ) -> Tensor:
     from sda_lite.io import load
     from sda_lite.lorenz import ensure_lorenz
 
-    x = load(ensure_lorenz(scale="ci", progress=False), "test")
+    x = load(ensure_lorenz(scale_name="ci", progress=False), "test")
     if not 0 <= index < len(x):
         raise ValueError(f"index={index!r}: expected a test trajectory in [0, {len(x) - 1}]")
     return CHAIN.postprocess(x[index, :length].double())
@@ -152,14 +154,33 @@ def _lorenz_reference(
     g = torch.Generator().manual_seed(seed + 1)
     x0 = first_states(CHAIN, particles, g)
     return particle_filter(
-        CHAIN, y, A_state, sigma_y, every=n, length=L_LORENZ, x0=x0, samples=samples, generator=g,
+        CHAIN,
+        y,
+        A_state,
+        sigma_y,
+        every=n,
+        length=L_LORENZ,
+        x0=x0,
+        samples=samples,
+        generator=g,
         progress=True,
     )
 
 
 @lru_cache(maxsize=16)
 def _lorenz_posterior(
-    index, n, observed, sigma_y, seed, k, method, gamma, limit, steps, corrections, samples,
+    index,
+    n,
+    observed,
+    sigma_y,
+    seed,
+    k,
+    method,
+    gamma,
+    limit,
+    steps,
+    corrections,
+    samples,
     prior_scale,
 ) -> Tensor:
     r"""Posterior trajectories ``(samples, L, 3)`` (raw units) of a guidance under the local prior
@@ -171,8 +192,17 @@ def _lorenz_posterior(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         x = assimilate(
-            prior, y.float(), A, sigma_y, method=method, gamma=gamma, limit=limit, steps=steps,
-            corrections=corrections, tau=LORENZ_SAMPLING["tau"], samples=samples,
+            prior,
+            y.float(),
+            A,
+            sigma_y,
+            method=method,
+            gamma=gamma,
+            limit=limit,
+            steps=steps,
+            corrections=corrections,
+            tau=LORENZ_SAMPLING["tau"],
+            samples=samples,
         )
     return CHAIN.postprocess(x.double())
 
@@ -242,7 +272,12 @@ def _draw_lorenz(
         if d in observed:
             raw = CHAIN.MEAN[d] + CHAIN.STD[d] * y[:, observed.index(d)]
             ax.errorbar(
-                t[::n], raw, 2 * CHAIN.STD[d] * sigma_y, fmt="o", ms=2.5, color=plots.OBS,
+                t[::n],
+                raw,
+                2 * CHAIN.STD[d] * sigma_y,
+                fmt="o",
+                ms=2.5,
+                color=plots.OBS,
                 label="observations",
             )
         ax.set_ylabel(plots.LORENZ_LABELS[d])
@@ -317,7 +352,18 @@ def plot_lorenz_posterior(
     y = _lorenz_observations(index, n, observed, sigma_y, seed)
     ref = _lorenz_reference(index, n, observed, sigma_y, seed, particles, MAX_SAMPLES)
     x = _lorenz_posterior(
-        index, n, observed, sigma_y, seed, k, method, gamma, limit, steps, corrections, samples,
+        index,
+        n,
+        observed,
+        sigma_y,
+        seed,
+        k,
+        method,
+        gamma,
+        limit,
+        steps,
+        corrections,
+        samples,
         prior_scale,
     )
     truth = lorenz_truth(index)
@@ -343,8 +389,14 @@ def lorenz_panel(**defaults: Any) -> Panel:
     import ipywidgets as widgets
 
     params = {
-        "scenario": "lo", "k": 2, "method": "sda", "gamma": LORENZ_SAMPLING["gamma"], "limit": True,
-        "steps": 32, "corrections": 1, "samples": 32,
+        "scenario": "lo",
+        "k": 2,
+        "method": "sda",
+        "gamma": LORENZ_SAMPLING["gamma"],
+        "limit": True,
+        "steps": 32,
+        "corrections": 1,
+        "samples": 32,
     } | defaults
     preset = LORENZ_SCENARIOS[params["scenario"]]
     params = {name: preset[name] for name in ("sigma_y", "every", "observed")} | params

@@ -17,8 +17,9 @@ import base64
 import io
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,9 @@ def _key(params: dict[str, Any]) -> tuple:
     r"""A hashable cache key of parameters: sorted by name, lists and tuples as tuples."""
 
     return tuple(
-        sorted((name, tuple(v) if isinstance(v, (list, tuple)) else v) for name, v in params.items())
+        sorted(
+            (name, tuple(v) if isinstance(v, (list, tuple)) else v) for name, v in params.items()
+        )
     )
 
 
@@ -142,9 +145,7 @@ class Panel:
                 self.image.value = self.render(**self.params)
             self.status.value = f"<small>figure in {time.perf_counter() - tic:.1f} s</small>"
         except Exception as error:  # shown, since ipywidgets would swallow it
-            self.status.value = (
-                f"<span style='color:{plots.OBS}'><b>error:</b> {type(error).__name__}: {error}</span>"
-            )
+            self.status.value = f"<span style='color:{plots.OBS}'><b>error:</b> {type(error).__name__}: {error}</span>"
         finally:
             torch.set_num_threads(threads)
             self.output.clear_output()
@@ -161,7 +162,9 @@ def _slider(kind: str, value, low, high, step=None, description: str = "", **kwa
 
     import ipywidgets as widgets
 
-    cls = {"int": widgets.IntSlider, "float": widgets.FloatSlider, "log": widgets.FloatLogSlider}[kind]
+    cls = {"int": widgets.IntSlider, "float": widgets.FloatSlider, "log": widgets.FloatLogSlider}[
+        kind
+    ]
     if kind != "log":
         bounds = dict(min=low, max=high)
     else:
@@ -170,7 +173,12 @@ def _slider(kind: str, value, low, high, step=None, description: str = "", **kwa
         bounds["step"] = step
     style = {"description_width": "initial"}
     return cls(
-        value=value, description=description, continuous_update=False, style=style, **bounds, **kwargs
+        value=value,
+        description=description,
+        continuous_update=False,
+        style=style,
+        **bounds,
+        **kwargs,
     )
 
 

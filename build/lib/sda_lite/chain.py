@@ -1,0 +1,88 @@
+r"""Markov chains: the interface every dynamical system of the library implements.
+
+A first-order time-invariant Markov chain has a prior :math:`p(x_1)` and a transition
+:math:`p(x_{i+1} \mid x_i)`; a trajectory :math:`x_{1:L}` has the joint density
+
+.. math:: p(x_{1:L}) = p(x_1) \prod_{i=1}^{L-1} p(x_{i+1} \mid x_i).
+
+Trajectories are shaped ``(*batch, L, D)``: batch first, time second, state last. The systems live
+one floor up: :mod:`sda_lite.lorenz` (noisy Lorenz-63), :mod:`sda_lite.linear` (a linear-Gaussian
+chain with exact posteriors) and :mod:`sda_lite.kolmogorov` (Kolmogorov flow on jax-cfd).
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+Shape = tuple[int, ...] | torch.Size
+
+
+def _gaussian(
+    mean: Tensor, chol: Tensor, shape: Shape | int, generator: torch.Generator | None, dtype
+) -> Tensor:
+    r"""Samples :math:`m + L z` with :math:`z \sim \mathcal{N}(0, I)`, shaped ``(*shape, D)``."""
+
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    z = torch.randn(*shape, mean.shape[-1], generator=generator, dtype=torch.float64)
+    return (mean + z @ chol.mT).to(dtype)
+
+
+def _check_state(x: Tensor, D: int, name: str = "x") -> None:
+    if not isinstance(x, Tensor) or x.ndim < 1 or x.shape[-1] != D:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name} has shape {shape}: expected a tensor shaped (*batch, {D})")
+
+
+class MarkovChain(abc.ABC):
+    r"""Abstract first-order time-invariant Markov chain over states of dimension ``D``."""
+
+    D: int
+
+    @abc.abstractmethod
+    def prior(self, shape: Shape = (), generator: torch.Generator | None = None) -> Tensor:
+        r"""Samples :math:`x_1 \sim p(x_1)`, shaped ``(*shape, D)``."""
+
+    @abc.abstractmethod
+    def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        r"""Samples :math:`x_{i+1} \sim p(x_{i+1} \mid x_i = x)`, with ``x: (*batch, D)``."""
+
+    @abc.abstractmethod
+    def log_prob(self, x_prev: Tensor, x_next: Tensor) -> Tensor:
+        r"""Returns :math:`\log p(x_{i+1} = x_{next} \mid x_i = x_{prev})`, shaped ``(*batch)``."""
+
+    def trajectory(
+        self,
+        x: Tensor,
+        length: int,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        r"""Samples :math:`x_{1:L}` given :math:`x_1 = x`.
+
+        Arguments:
+            x: The first state, ``(*batch, D)``.
+            length: The number of states ``L >= 1``, the first included.
+
+        Returns:
+            The trajectory, ``(*batch, L, D)``, whose first state is ``x``.
+        """
+
+        _check_state(x, self.D)
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length={length!r}: expected an integer >= 1")
+
+        xs = [x]
+        for _ in tqdm(range(length - 1), desc="trajectory", disable=not progress):
+            xs.append(self.transition(xs[-1], generator=generator))
+        return torch.stack(xs, dim=-2)
+
+    def log_prob_trajectory(self, x: Tensor) -> Tensor:
+        r"""Returns :math:`\sum_{i=1}^{L-1} \log p(x_{i+1} \mid x_i)` of ``x: (*batch, L, D)``, shaped ``(*batch)``."""
+
+        if x.ndim < 2 or x.shape[-1] != self.D:
+            raise ValueError(f"x has shape {tuple(x.shape)}: expected (*batch, L, {self.D})")
+        return self.log_prob(x[..., :-1, :], x[..., 1:, :]).sum(dim=-1)
