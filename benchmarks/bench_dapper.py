@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from sda_lite.baselines import Deterministic, bootstrap_filter, enkf
-from sda_lite.dynamics import NoisyLorenz63
+from sda_lite.lorenz import NoisyLorenz63
 from sda_lite.metrics import rmse
 
 EVERY, STD, BURN = 25, 2**0.5, 64

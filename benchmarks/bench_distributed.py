@@ -28,7 +28,9 @@ import time
 
 def worker(epochs: int, steps: int) -> None:
     from sda_lite import distributed
-    from sda_lite.train import build_prior, lorenz_configs, lorenz_windows, train
+    from sda_lite.lorenz import lorenz_configs, lorenz_windows
+    from sda_lite.priors import build_prior
+    from sda_lite.training import train
 
     model, schedule = lorenz_configs("local", 2, "cpu")
     schedule |= {"epochs": epochs, "epoch_size": steps * schedule["batch_size"]}

@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 from sda_lite.diffusion import VPSDE
-from sda_lite.dynamics import NoisyLorenz63
 from sda_lite.guidance import SDAGuidance
+from sda_lite.lorenz import NoisyLorenz63
 from sda_lite.observe import compose, every, observe, select
 from sda_lite.score import LocalScore, LocalScoreNet
 
@@ -184,8 +184,9 @@ def speed(repeats: int, steps: int, bf16_steps: int) -> None:
 
 
 def accuracy(scale_name: str, samples: int) -> None:
+    from sda_lite.lorenz import lorenz_prior
     from sda_lite.metrics import log_px, w1
-    from sda_lite.train import lorenz_prior, prior_for_length
+    from sda_lite.priors import prior_for_length
 
     chain, A = NoisyLorenz63(), compose(every(8), select(0))
     _, y = lo_observation(seed=1)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from sda_lite.config import sampling
 from sda_lite.kolmogorov import (
     KolmogorovFlow,
     _jax,
@@ -37,7 +38,7 @@ from sda_lite.kolmogorov import (
     kolmogorov_prior,
     kolmogorov_sizes,
 )
-from sda_lite.train import prior_for_length
+from sda_lite.priors import prior_for_length
 
 
 def bench_flow(size: int, states: int, batch: int) -> None:
@@ -78,7 +79,7 @@ def bench_sample(scale: str, steps: int, length: int = 8) -> None:
     with torch.no_grad():
         prior.sample((1,), steps=2)  # warm-up
         start = time.perf_counter()
-        x = prior.sample((1,), steps=steps, corrections=1, tau=0.5)
+        x = prior.sample((1,), steps=steps, corrections=1, tau=sampling("kolmogorov")["tau"])
     elapsed = time.perf_counter() - start
     print(
         f"sample {scale}: one trajectory {tuple(x.shape[1:])}, {steps} steps + 1 correction each, "

@@ -24,9 +24,10 @@ from contextlib import nullcontext
 
 import torch
 
-from sda_lite.config import device
-from sda_lite.data import TrajectoryWindows
-from sda_lite.train import build_prior, prior_for_length, train
+from sda_lite.config import device, sampling
+from sda_lite.priors import build_prior, prior_for_length
+from sda_lite.training import train
+from sda_lite.windows import TrajectoryWindows
 
 
 def main() -> None:
@@ -109,7 +110,10 @@ def main() -> None:
         start = time.perf_counter()
         with autocast():
             x = prior.sample(
-                (args.trajectories,), steps=args.steps, corrections=args.corrections, tau=0.25
+                (args.trajectories,),
+                steps=args.steps,
+                corrections=args.corrections,
+                tau=sampling("lorenz")["tau"],
             )
         sync()
         assert x.isfinite().all()
