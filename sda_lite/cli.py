@@ -21,6 +21,7 @@ over the processes (:func:`sda_lite.kolmogorov.generate_kolmogorov`).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import shutil
 import sys
@@ -74,9 +75,17 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 def read_h5(
     path: str | Path, names: Sequence[str], optional: Sequence[str] = ()
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    r"""Reads the datasets ``names`` (required) and ``optional`` of an HDF5 file, and its attributes."""
+    r"""Reads the datasets ``names`` (required) and ``optional`` of an HDF5 file, and its
+    attributes.
+
+    The datasets must be numeric (or boolean) arrays; a missing file, a directory, a file that is
+    not HDF5 or a dataset of strings is a ValueError naming the file."""
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{str(path)!r} is a directory: expected an HDF5 file with dataset(s) {list(names)}"
+        )
     if not path.is_file():
         raise ValueError(
             f"file {str(path)!r} not found: expected an HDF5 file with dataset(s) {list(names)}"
@@ -87,16 +96,46 @@ def read_h5(
             if missing:
                 raise ValueError(f"{str(path)!r} has no dataset {missing[0]!r}: it has {sorted(f)}")
             wanted = [n for n in [*names, *optional] if n in f]
-            data = {n: torch.from_numpy(np.asarray(f[n][...])) for n in wanted}
+            data = {}
+            for n in wanted:
+                if not isinstance(f[n], h5py.Dataset) or f[n].dtype.kind not in "biuf":
+                    raise ValueError(
+                        f"{str(path)!r}: {n!r} is not a numeric dataset ({f[n]}): expected an "
+                        "array of numbers"
+                    )
+                data[n] = torch.from_numpy(np.asarray(f[n][...]))
             attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in f.attrs.items()}
     except OSError as error:
         raise ValueError(f"{str(path)!r} is not a readable HDF5 file ({error})") from None
     return data, attrs
 
 
-def write_h5(path: str | Path, data: dict[str, Tensor | np.ndarray], attrs: dict[str, Any]) -> Path:
-    r"""Writes datasets and attributes (None values skipped, dicts and lists as JSON) atomically."""
+def _check_finite_output(data: dict[str, Any], what: str) -> None:
+    r"""Raises a ValueError when a result about to be written has NaN or infinite values: nothing
+    non-finite is ever written as a result."""
 
+    for name, value in data.items():
+        if isinstance(value, (Tensor, np.ndarray)):
+            array = value.numpy() if isinstance(value, Tensor) else value
+            if array.dtype.kind in "fc":
+                bad = int((~np.isfinite(array)).sum())
+                if bad:
+                    raise ValueError(
+                        f"{what} {name!r} has {bad} non-finite value(s) (NaN or inf) out of "
+                        f"{array.size}: nothing was written"
+                    )
+        elif isinstance(value, float) and not np.isfinite(value):
+            raise ValueError(
+                f"{what} {name!r} is {value}: expected a finite value, nothing written"
+            )
+
+
+def write_h5(path: str | Path, data: dict[str, Tensor | np.ndarray], attrs: dict[str, Any]) -> Path:
+    r"""Writes datasets and attributes (None values skipped, dicts and lists as JSON) atomically;
+    a non-finite floating-point dataset or attribute is a ValueError, and nothing is written."""
+
+    _check_finite_output(data, "dataset")
+    _check_finite_output(attrs, "attribute")
     with atomic(path) as tmp, h5py.File(tmp, "w") as f:
         for name, value in data.items():
             f.create_dataset(name, data=value.numpy() if isinstance(value, Tensor) else value)
@@ -107,8 +146,86 @@ def write_h5(path: str | Path, data: dict[str, Tensor | np.ndarray], attrs: dict
     return Path(path)
 
 
+def file_kind(path: str | Path) -> str:
+    r"""What an existing file is: ``"dataset"`` (splits train, valid, test), ``"observations"``
+    (y, no x), ``"posterior"`` (x and y), ``"metrics"`` (JSON with ``metrics``), ``"checkpoint"``
+    (a directory with ``config.json``), ``"directory"``, or ``"other"``."""
+
+    path = Path(path)
+    if path.is_dir():
+        return "checkpoint" if (path / "config.json").exists() else "directory"
+    if path.suffix == ".json":
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            return "other"
+        return "metrics" if isinstance(obj, dict) and "metrics" in obj else "other"
+    try:
+        with h5py.File(path, "r") as f:
+            names = set(f)
+    except (OSError, ValueError):
+        return "other"
+    if {"train", "valid", "test"} <= names:
+        return "dataset"
+    if {"x", "y"} <= names:
+        return "posterior"
+    return "observations" if "y" in names else "other"
+
+
+def _a(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _same(a: str | Path, b: str | Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+    except OSError:
+        return False
+
+
+def check_out(
+    out: str | Path, kind: str, inputs: Sequence[str | Path | None], overwrite: bool
+) -> None:
+    r"""Raises a ValueError when writing the result of kind ``kind`` to ``out`` would destroy a file
+    the user may need: one of the command's ``inputs``, a directory, or a file of another kind
+    (:func:`file_kind`); ``overwrite`` (``--overwrite``) allows the files, never a directory."""
+
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a directory: expected the path of a {kind} file")
+    if not out.exists() or overwrite:
+        return
+    for given in inputs:
+        if given is not None and _same(out, given):
+            raise ValueError(
+                f"--out {str(out)!r} is one of this command's inputs: expected another path "
+                "(or pass --overwrite to replace it)"
+            )
+    found = file_kind(out)
+    if found != kind:
+        what = "a file of another kind" if found == "other" else f"{_a(found)} {found} file"
+        raise ValueError(
+            f"--out {str(out)!r} exists and is {what}, not {_a(kind)} {kind} file: expected a "
+            "new path "
+            "(or pass --overwrite to replace it)"
+        )
+
+
 # --------------------------------------------------------------------------------------------------
 # Operators: the specs of sda_lite.observe, with the Kolmogorov scenarios as "scenario" steps
+
+
+def _check_scenario(name: str) -> None:
+    r"""Raises a ValueError when ``name`` is not a Kolmogorov scenario (before any shape check, so
+    that a typo is not reported as a shape error)."""
+
+    from sda_lite.kolmogorov.scenarios import SCENARIOS
+
+    if name not in SCENARIOS:
+        raise ValueError(
+            f"unknown scenario {name!r}: expected one of {', '.join(SCENARIOS)} (Kolmogorov "
+            f"flow), or a JSON list of steps such as '{DEFAULT_OPERATOR}'"
+        )
 
 
 def resolve_scenario(name: str, overrides: dict, shape: tuple[int, ...] | None) -> Operator:
@@ -118,6 +235,9 @@ def resolve_scenario(name: str, overrides: dict, shape: tuple[int, ...] | None) 
 
     from sda_lite.kolmogorov.scenarios import operator as scenario_operator
 
+    _check_scenario(name)
+    if not isinstance(overrides, dict):
+        raise ValueError(f"scenario {name!r} overrides {overrides!r}: expected a JSON object")
     if shape is None or len(shape) != 4:
         raise ValueError(
             f"scenario {name!r} acts on velocity fields (L, 2, H, W), "
@@ -157,6 +277,28 @@ def _sizes(args: argparse.Namespace, names: Sequence[str]) -> dict[str, int]:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
+def _check_generate(args: argparse.Namespace, path: Path, sizes: dict[str, int]) -> None:
+    r"""Checks the sizes of ``generate`` (trajectories >= 10, so that each split has one, length
+    >= 2, burn >= 0, and the Kolmogorov grid sizes >= 1) and that ``path``, when it exists, is a
+    dataset (else ``--overwrite`` is needed)."""
+
+    out = path.parent
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file: expected a directory for the dataset")
+    least = {"trajectories": 10, "length": 2, "burn": 0, "size": 1, "r": 1}
+    flags = {"r": "--coarsen"}
+    for name, value in sizes.items():
+        if value < least[name]:
+            flag = flags.get(name, f"--{name}")
+            why = " (so that each of the 80/10/10 splits has one)" if name == "trajectories" else ""
+            raise ValueError(f"{flag} {value}: expected an integer >= {least[name]}{why}")
+    if path.exists() and not args.overwrite and file_kind(path) != "dataset":
+        raise ValueError(
+            f"{str(path)!r} exists and is not a dataset file: expected a dataset to keep or "
+            "replace (pass --overwrite to replace it)"
+        )
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     scale = get_scale(args.scale)
     out = Path(args.out) if args.out else data_dir()
@@ -165,12 +307,16 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
         sizes = _sizes(args, ("trajectories", "length", "burn"))
         path = out / f"lorenz_{scale}.h5"
+        _check_generate(args, path, sizes)
         if distributed.is_main():  # seconds of work: one process does it
             ensure_lorenz(path, scale, seed=args.seed, progress=args.progress, **sizes)
     else:
         from sda_lite.kolmogorov.data import ensure_kolmogorov
 
         sizes = _sizes(args, ("size", "r", "trajectories", "burn", "length"))
+        _check_generate(args, out / f"kolmogorov_{scale}.h5", sizes)
+        if args.batch is not None and args.batch < 1:
+            raise ValueError(f"--batch {args.batch}: expected an integer >= 1")
         path = ensure_kolmogorov(
             out / f"kolmogorov_{scale}.h5",
             scale,
@@ -188,7 +334,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _override(model: dict, schedule: dict, settings: Sequence[str]) -> None:
-    r"""Applies the ``--set PART.FIELD=VALUE`` settings to the model or the training schedule."""
+    r"""Applies the ``--set PART.FIELD=VALUE`` settings to the model or the training schedule,
+    each checked against the schema (:data:`sda_lite.priors.MODEL_SCHEMA`,
+    :data:`sda_lite.priors.TRAIN_SCHEMA`): an unknown field (with the closest known one), a wrong
+    type or a value out of range is a ValueError naming the setting."""
+
+    from sda_lite.priors import MODEL_SCHEMA, TRAIN_SCHEMA, check_model_config, check_train_config
 
     for item in settings:
         key, sep, value = item.partition("=")
@@ -199,11 +350,29 @@ def _override(model: dict, schedule: dict, settings: Sequence[str]) -> None:
             value = json.loads(value)
         except json.JSONDecodeError:
             pass  # a plain string
-        (model if part == "model" else schedule)[field] = value
+        config = model if part == "model" else schedule
+        schema = TRAIN_SCHEMA if part == "train" else MODEL_SCHEMA.get(model.get("kind"), {})
+        if field not in schema and not (part == "model" and field == "kind"):
+            close = difflib.get_close_matches(field, sorted(schema), n=1)
+            hint = f" (did you mean {part}.{close[0]}?)" if close else ""
+            raise ValueError(
+                f"--set {item!r}: unknown {part} field {field!r}{hint}: expected one of "
+                f"{sorted(schema)}"
+            )
+        config[field] = value
+        try:
+            if part == "model":
+                check_model_config(model)
+            else:
+                check_train_config(schedule)
+        except ValueError as error:
+            raise ValueError(f"--set {item!r}: {error}") from None
 
 
 def _set_order(model: dict, k: int | None) -> None:
     r"""Sets the Markov order ``k`` (``--k``) of a local prior; None keeps the configuration's."""
+
+    from sda_lite.priors import MODEL_SCHEMA
 
     if k is None:
         return
@@ -211,6 +380,9 @@ def _set_order(model: dict, k: int | None) -> None:
         raise ValueError(
             f"--k {k}: only local priors have a Markov order k, this one is {model.get('kind')!r}"
         )
+    field = MODEL_SCHEMA[model["kind"]]["k"]
+    if not field.accepts(k):
+        raise ValueError(f"--k {k}: expected {field.expected()}")
     model["k"] = k
 
 
@@ -224,7 +396,7 @@ def _checkpoint_dir(out: str | None, model: dict, family: str, scale: str) -> Pa
     return data_dir() / f"{family}_{scale}"
 
 
-def train_data(model: dict, scale: str, path: str | None) -> Any:
+def train_data(model: dict, scale: str, path: str | None, progress: bool = True) -> Any:
     r"""The training and validation windows of a prior: for a ``field`` prior, windows of ``2k+1``
     velocity fields of the Kolmogorov dataset (:func:`sda_lite.kolmogorov.kolmogorov_windows`);
     otherwise Lorenz-63 windows of ``2k+1`` (or ``window``) states (:func:`sda_lite.train.lorenz_windows`);
@@ -235,13 +407,38 @@ def train_data(model: dict, scale: str, path: str | None) -> Any:
 
     field = model.get("kind") == "field"
     window = model["window"] if "window" in model else 2 * model.get("k", 0) + 1
-    if path is None:
+    if path is None:  # the dataset of the scale, generated first (with or without a bar)
         if field:
+            from sda_lite.kolmogorov.data import ensure_kolmogorov
             from sda_lite.kolmogorov.prior import kolmogorov_windows
 
+            ensure_kolmogorov(scale_name=scale, progress=progress)  # split over the ranks
             return kolmogorov_windows(scale, model["k"])
+        from sda_lite.lorenz import ensure_lorenz
+
+        if distributed.is_main():
+            ensure_lorenz(scale_name=scale, progress=progress)
+        distributed.barrier()
         return lorenz_windows(window, scale)
     data, _ = read_h5(path, ("train", "valid"))
+    state = (model["features"], model["grid"], model["grid"]) if field else (model["features"],)
+    for split in ("train", "valid"):
+        x = data[split]
+        if x.ndim != 2 + len(state) or tuple(x.shape[2:]) != state or len(x) < 1:
+            raise ValueError(
+                f"{str(path)!r}: split {split!r} has shape {tuple(x.shape)}: expected trajectories "
+                f"(N >= 1, L, {', '.join(map(str, state))}) for the model's features"
+            )
+        if x.shape[1] < window:
+            raise ValueError(
+                f"{str(path)!r}: split {split!r} has trajectories of {x.shape[1]} states: expected "
+                f"at least the window of {window} states"
+            )
+        if not bool(torch.isfinite(x.float()).all()):
+            raise ValueError(
+                f"{str(path)!r}: split {split!r} has NaN or infinite values: expected finite data"
+            )
+        data[split] = x.float()
     Windows = FieldWindows if field else TrajectoryWindows
     return Windows(data["train"], window), Windows(data["valid"], window)
 
@@ -254,22 +451,71 @@ def _training_summary(out: Path, history: dict) -> str:
     return line + (f", validation {valid:.4f}" if valid is not None else "")
 
 
+def _looks_like_checkpoint(path: Path) -> bool:
+    r"""Whether ``path`` is a directory that holds (or held) a checkpoint: ``config.json`` or
+    ``weights.pt``, or nothing at all."""
+
+    return path.is_dir() and (
+        not any(path.iterdir()) or (path / "config.json").exists() or (path / "weights.pt").exists()
+    )
+
+
+def _check_train_out(out: Path, args: argparse.Namespace) -> None:
+    r"""Checks the checkpoint directory ``--out`` before training: never one of the inputs, never a
+    directory of other files, and a file only with ``--overwrite`` (:func:`_clear_out`)."""
+
+    inputs = [p for p in (args.data, args.config) if p is not None and Path(p).exists()]
+    for given in inputs:
+        if _same(out, given) or Path(given).resolve().is_relative_to(out.resolve()):
+            raise ValueError(
+                f"--out {str(out)!r} holds this command's input {str(given)!r}: expected another "
+                "checkpoint directory"
+            )
+    if out.exists() and not out.is_dir() and not args.overwrite:
+        raise ValueError(
+            f"--out {str(out)!r} is a file, not a checkpoint directory: expected a directory "
+            "(or pass --overwrite to replace the file)"
+        )
+    if out.is_dir() and not _looks_like_checkpoint(out):
+        raise ValueError(
+            f"--out {str(out)!r} is a directory of other files (no config.json): expected a "
+            "checkpoint directory or a new path; nothing was changed"
+        )
+
+
+def _clear_out(out: Path) -> None:
+    r"""``--overwrite``: removes the file at ``out``, or the checkpoint there (corrupt or not) and
+    the ``.old`` copy and temporaries of an interrupted save; never a directory of other files."""
+
+    from sda_lite.checkpoints import clean_stale
+
+    if out.exists() and not out.is_dir():
+        out.unlink()
+    for path in (out, out.with_name(f".{out.name}.old")):
+        if _looks_like_checkpoint(path):
+            shutil.rmtree(path)
+    clean_stale(out)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    from sda_lite.checkpoints import read_config
     from sda_lite.kolmogorov.prior import gaussian_part
-    from sda_lite.priors import load_configs, train_prior
+    from sda_lite.priors import check_model_config, check_train_config, load_configs, train_prior
 
     scale = get_scale(args.scale)
     model, schedule = load_configs(args.config, scale)
     _set_order(model, args.k)
     _override(model, schedule, args.set)
+    check_model_config(model)
+    check_train_config(schedule)
     out = _checkpoint_dir(args.out, model, Path(args.config).stem, scale)
     distributed.setup()  # under torchrun: join the process group now, so that the ranks wait for rank 0 here
-    if args.overwrite and distributed.is_main() and read_config(out) is not None:
-        shutil.rmtree(out)
+    _check_train_out(out, args)  # every rank: all fail together
+    distributed.barrier()
+    if args.overwrite and distributed.is_main():
+        _clear_out(out)
     distributed.barrier()
     try:
-        windows = partial(train_data, model, scale, args.data)  # read when needed
+        windows = partial(train_data, model, scale, args.data, args.progress)  # read when needed
         history = train_prior(
             out, model, schedule, windows, progress=args.progress, prepare=gaussian_part(model)
         )
@@ -296,12 +542,20 @@ def _trajectory(data: dict[str, Tensor], args: argparse.Namespace) -> Tensor:
         raise ValueError(
             f"--index {args.index}: expected a trajectory in [0, {len(x)}) of split {args.split!r}"
         )
+    if x.ndim < 3 or len(x) < 1:
+        raise ValueError(
+            f"{str(args.data)!r}: split {args.split!r} has shape {tuple(x.shape)}: expected "
+            "trajectories (N >= 1, L, *state)"
+        )
     x = x[args.index]
-    length = args.length or x.shape[0]
+    length = x.shape[0] if args.length is None else args.length
     if not 1 <= length <= x.shape[0]:
         raise ValueError(
-            f"--length {length}: expected at most the {x.shape[0]} states of the trajectories"
+            f"--length {length}: expected an integer in [1, {x.shape[0]}], the states of the "
+            "trajectories"
         )
+    if args.start < 0:
+        raise ValueError(f"--start {args.start}: expected an integer >= 0")
     x = x[args.start : args.start + length]
     if len(x) < length:
         raise ValueError(
@@ -322,6 +576,7 @@ def _draw(
     if found is not None:  # the scenario draws (or fixes) its own observations
         from sda_lite.kolmogorov.scenarios import scenario
 
+        _check_scenario(found[0])
         overrides = found[1] | ({"std": sigma} if sigma is not None else {})
         s = scenario(found[0], x, seed=seed, **overrides)
         return s.A, s.y, s.std
@@ -330,9 +585,37 @@ def _draw(
     return A, y, sigma
 
 
+def _check_mask(data: dict[str, Tensor], path: str) -> None:
+    r"""The ``mask`` dataset of a file, when present, must be boolean and select something."""
+
+    if "mask" in data:
+        m = data["mask"]
+        if m.dtype != torch.bool:
+            raise ValueError(
+                f"{str(path)!r}: dataset 'mask' has dtype {m.dtype}: expected a boolean mask"
+            )
+        if not bool(m.any()):
+            raise ValueError(f"{str(path)!r}: dataset 'mask' selects nothing: expected some true")
+
+
+def _positive_finite(flag: str, value: float | None) -> None:
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{flag} {value}: expected a finite number > 0")
+
+
 def cmd_observe(args: argparse.Namespace) -> None:
+    _positive_finite("--sigma", args.sigma)
+    check_out(args.out, "observations", [args.data], args.overwrite)
     data, attrs = read_h5(args.data, (args.split,), ("mask",))
+    _check_mask(data, args.data)
     x = _trajectory(data, args)
+    if not x.is_floating_point():
+        x = x.float()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            f"{str(args.data)!r}: trajectory {args.index} of split {args.split!r} has NaN or "
+            "infinite states: expected finite data"
+        )
     A, y, sigma = _draw(args.operator, x, data.get("mask"), args.sigma, args.seed)
     settings = {"operator": json.dumps(parse_spec(args.operator)), "sigma": sigma, "length": len(x),
                 "system": attrs.get("system", ""), "source": str(args.data), "split": args.split,
@@ -366,17 +649,32 @@ def _observation_settings(
     r"""``(spec, sigma, length)``: the options ``--operator``, ``--sigma`` and ``--length``, else
     the attributes of the observation file; the spec is checked (:func:`parse_spec`)."""
 
-    spec = args.operator or attrs.get("operator")
+    spec = args.operator if args.operator is not None else attrs.get("operator")
     sigma = args.sigma if args.sigma is not None else attrs.get("sigma")
-    length = args.length or attrs.get("length")
+    length = args.length if args.length is not None else attrs.get("length")
     for name, value in (("--operator", spec), ("--sigma", sigma), ("--length", length)):
         if value is None:
             raise ValueError(
                 f"{name} is not given and {str(args.observations)!r} has no attribute "
                 f"{name[2:]!r}: expected one or the other"
             )
+        source = name if getattr(args, name[2:]) is not None else f"attribute {name[2:]!r}"
+        if name == "--sigma" and (
+            isinstance(value, (bool, str, bytes))
+            or not isinstance(value, (int, float))
+            or not (np.isfinite(value) and value > 0)
+        ):
+            raise ValueError(f"{source} is {value!r}: expected a finite noise std > 0")
+        if name == "--length" and (
+            isinstance(value, (bool, str, bytes))
+            or not isinstance(value, (int, np.integer))
+            or not 1 <= value <= 10**6
+        ):
+            raise ValueError(f"{source} is {value!r}: expected an integer number of states >= 1")
+        if name == "--operator" and not isinstance(value, (str, list)):
+            raise ValueError(f"{source} is {value!r}: expected a JSON operator spec")
     parse_spec(spec)
-    return spec, sigma, length
+    return spec, float(sigma), int(length)
 
 
 def _checked_operator(spec: str | list, mask: Tensor | None, prior: Any) -> Operator:
@@ -394,22 +692,43 @@ def _checked_operator(spec: str | list, mask: Tensor | None, prior: Any) -> Oper
 
 
 def cmd_assimilate(args: argparse.Namespace) -> None:
+    from sda_lite.checkpoints import read_config
     from sda_lite.guidance import assimilate
     from sda_lite.priors import load_prior, prior_for_length
 
+    check_out(args.out, "posterior", [args.observations], args.overwrite)
+    counts = (("--steps", args.steps, 1), ("--corrections", args.corrections, 0),
+              ("--samples", args.samples, 1), ("--iterations", args.iterations, 1))  # fmt: skip
+    for flag, value, least in counts:
+        if value < least:
+            raise ValueError(f"{flag} {value}: expected an integer >= {least}")
+    for flag, value in (("--tau", args.tau), ("--zeta", args.zeta)):
+        _positive_finite(flag, value)
+    if not (np.isfinite(args.gamma) and args.gamma >= 0):
+        raise ValueError(f"--gamma {args.gamma}: expected a finite number >= 0")
     data, attrs = read_h5(args.observations, ("y",), ("mask", "truth"))
     spec, sigma, length = _observation_settings(args, attrs)
-    if not Path(args.checkpoint, "config.json").exists():
+    if read_config(args.checkpoint) is None:  # (recovers an interrupted save)
         raise ValueError(
             f"no checkpoint in {args.checkpoint!r} (expected config.json and weights.pt): "
             "train one with 'sda-lite train'"
         )
-    prior = prior_for_length(load_prior(args.checkpoint), int(length))
+    _check_mask(data, args.observations)
+    y = data["y"]
+    if not y.is_floating_point():
+        y = y.float()
+    if not bool(torch.isfinite(y).all()):
+        bad = int((~torch.isfinite(y)).sum())
+        raise ValueError(
+            f"{str(args.observations)!r}: y has {bad} non-finite value(s) (NaN or inf) out of "
+            f"{y.numel()}: expected finite observations"
+        )
+    prior = prior_for_length(load_prior(args.checkpoint), length)
     A = _checked_operator(spec, data.get("mask"), prior)
     torch.manual_seed(args.seed)
     x = assimilate(
         prior,
-        data["y"],
+        y,
         A,
         sigma,
         method=args.method,
@@ -429,8 +748,31 @@ def cmd_assimilate(args: argparse.Namespace) -> None:
                  "operator": json.dumps(parse_spec(spec)), "sigma": float(sigma),
                  "length": int(length), "system": attrs.get("system", "")}  # fmt: skip
     kept = {k: v for k, v in data.items() if k in ("y", "truth", "mask")}
-    write_h5(args.out, {"x": x.float().cpu(), **kept}, settings)
+    x = x.float().cpu()
+    _check_finite_output({"x": x}, "posterior")  # (float32 may overflow where float64 did not)
+    _warn_range(x, y, data.get("truth"), args)
+    write_h5(args.out, {"x": x, **kept}, settings)
     print(f"{args.out}: {args.samples} posterior sample(s) {tuple(x.shape)} by {args.method}")
+
+
+def _warn_range(x: Tensor, y: Tensor, truth: Tensor | None, args: argparse.Namespace) -> None:
+    r"""Warns on stderr when posterior samples leave 10 times the range of typical values: the
+    prior's (standardised data, of order 1), the observations' and the truth's, whichever is
+    widest; such samples are finite but far from anything the prior or the data support."""
+
+    scale = max(1.0, y.abs().max().item() if y.numel() else 0.0)
+    if truth is not None and truth.numel() and bool(torch.isfinite(truth).all()):
+        scale = max(scale, truth.abs().max().item())
+    top = x.abs().max().item()
+    if top > 10 * scale:
+        tuning = {"sda": "a larger --gamma or --limit", "dps": "a smaller --zeta",
+                  "mmps": "more --iterations"}[args.method]  # fmt: skip
+        print(
+            f"sda-lite assimilate: warning: posterior samples reach |x| = {top:.3g}, more than "
+            f"10 times the typical values (|x| <= {scale:.3g} for the prior, y and the truth): "
+            f"the sampler is probably unstable with these settings (try {tuning}, or more --steps)",
+            file=sys.stderr,
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -535,7 +877,27 @@ def _print_table(rows: dict[str, dict[str, float]]) -> None:
         print(" | ".join([name, *(f"{row[c]:.4g}" if c in row else "" for c in columns)]))
 
 
+def _check_rows(rows: dict[str, dict[str, float]], path: str) -> None:
+    r"""Raises a ValueError when a metric is not a finite number: no score is written for a
+    posterior whose metrics could not be computed."""
+
+    for name, row in rows.items():
+        for metric, value in row.items():
+            if not np.isfinite(value):
+                raise ValueError(
+                    f"metric {metric!r} of the {name} is {value} for {path!r}: expected a finite "
+                    "value (samples far outside the prior's range, or a degenerate reference?); "
+                    "nothing was written"
+                )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    check_out(args.out, "metrics", [args.posterior], args.overwrite)
+    if args.particles < 2:
+        raise ValueError(
+            f"--particles {args.particles}: expected an integer >= 2 (the reference filter needs "
+            "several particles to weigh against each other; thousands for a useful reference)"
+        )
     data, attrs = read_h5(args.posterior, ("x", "y"), ("truth", "mask"))
     for key in ("operator", "sigma"):
         if key not in attrs:
@@ -543,16 +905,70 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 f"{str(args.posterior)!r} has no attribute {key!r}: "
                 "expected a file written by 'sda-lite assimilate'"
             )
-    spec, sigma, x, y = parse_spec(attrs["operator"]), float(attrs["sigma"]), data["x"], data["y"]
+    sigma = attrs["sigma"]
+    if isinstance(sigma, (bool, str, bytes)) or not isinstance(sigma, (int, float)):
+        raise ValueError(
+            f"{str(args.posterior)!r}: attribute 'sigma' is {sigma!r}: expected a number"
+        )
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(
+            f"{str(args.posterior)!r}: attribute 'sigma' is {sigma}: expected a finite noise "
+            "std > 0"
+        )
+    if not isinstance(attrs["operator"], (str, list)):
+        raise ValueError(
+            f"{str(args.posterior)!r}: attribute 'operator' is {attrs['operator']!r}: expected a "
+            "JSON operator spec"
+        )
+    spec, sigma, x, y = parse_spec(attrs["operator"]), float(sigma), data["x"], data["y"]
+    for name, value in data.items():
+        if name != "mask" and not bool(torch.isfinite(value.double()).all()):
+            bad = int((~torch.isfinite(value.double())).sum())
+            raise ValueError(
+                f"{str(args.posterior)!r}: {name!r} has {bad} non-finite value(s) (NaN or inf) out "
+                f"of {value.numel()}: expected finite {'samples' if name == 'x' else 'values'} "
+                "(a diverged sampler?); no metrics written"
+            )
+    data = {k: v.float() if k != "mask" else v.bool() for k, v in data.items()}
+    x, y = data["x"], data["y"]
+    if x.ndim < 2 or len(x) < 1:
+        raise ValueError(
+            f"{str(args.posterior)!r}: posterior samples {tuple(x.shape)}: expected (samples >= 1, "
+            "L, *state)"
+        )
+    A = operator(spec, mask=data.get("mask"), shape=x.shape[1:])
+    try:
+        Ax = A(x[:1])
+    except (ValueError, RuntimeError, IndexError) as error:
+        raise ValueError(
+            f"{str(args.posterior)!r}: operator {spec} does not apply to the samples "
+            f"{tuple(x.shape)} ({error})"
+        ) from None
+    if tuple(Ax.shape[1:]) != tuple(y.shape):
+        raise ValueError(
+            f"{str(args.posterior)!r}: y has shape {tuple(y.shape)} but the operator {spec} gives "
+            f"{tuple(Ax.shape[1:])} for one sample: expected the same"
+        )
     if attrs.get("system") == "NoisyLorenz63":
-        if x.ndim != 3:
+        if x.ndim != 3 or x.shape[-1] != 3 or x.shape[1] < 2:
             raise ValueError(
                 f"posterior samples {tuple(x.shape)}: the Lorenz evaluation expects one "
-                "observation set, (samples, L, 3)"
+                "observation set, (samples, L >= 2, 3)"
+            )
+        if "truth" in data and tuple(data["truth"].shape) != tuple(x.shape[1:]):
+            raise ValueError(
+                f"{str(args.posterior)!r}: truth {tuple(data['truth'].shape)}: expected the shape "
+                f"{tuple(x.shape[1:])} of one posterior sample"
             )
         rows = lorenz_metrics(x, y, spec, sigma, data.get("truth"), args)
     else:
+        if "truth" in data and tuple(data["truth"].shape) != tuple(x.shape[1:]):
+            raise ValueError(
+                f"{str(args.posterior)!r}: truth {tuple(data['truth'].shape)}: expected the shape "
+                f"{tuple(x.shape[1:])} of one posterior sample"
+            )
         rows = residual_metrics(x, y, spec, sigma, data)
+    _check_rows(rows, str(args.posterior))
     _print_table(rows)
     settings = {"particles": args.particles, "seed": args.seed}
     write_json(args.out, {"posterior": str(args.posterior), "metrics": rows, "settings": settings})
@@ -561,6 +977,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Parser: one function per sub-command
+
+
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    r"""Adds ``--overwrite``: without it a command never writes over one of its inputs or over a
+    file of another kind (:func:`check_out`)."""
+
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
 
 def _add_generate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -598,6 +1021,7 @@ def _add_generate(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
         help="Kolmogorov: trajectories simulated at once (default 1 on CPU, 64 on GPU)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    _add_overwrite(p, "a file at the dataset's path that is not a dataset")
     p.set_defaults(run=cmd_generate)
 
 
@@ -677,6 +1101,7 @@ def _add_observe(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
     p.add_argument("--out", required=True, help="observation file (.h5)")
+    _add_overwrite(p, "--out when it is the dataset or a file of another kind")
     p.set_defaults(run=cmd_observe)
 
 
@@ -719,6 +1144,7 @@ def _add_assimilate(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
     )
     _add_sampler_options(p)
     p.add_argument("--out", required=True, help="output file (.h5)")
+    _add_overwrite(p, "--out when it is the observation file or a file of another kind")
     p.set_defaults(run=cmd_assimilate)
 
 
@@ -772,6 +1198,7 @@ def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the filter")
     p.add_argument("--out", required=True, help="metrics file (.json)")
+    _add_overwrite(p, "--out when it is the posterior file or a file of another kind")
     p.set_defaults(run=cmd_evaluate)
 
 

@@ -32,12 +32,31 @@ LIMIT = 4.0  # the largest move of A(x_hat) by a guidance step, in residuals (se
 
 
 def _positive(name: str, value: float | Tensor, strict: bool = True) -> Tensor:
+    if isinstance(value, bool) or not isinstance(value, (int, float, Tensor)):
+        raise ValueError(f"{name}={value!r}: expected a number or a tensor of numbers")
     value = torch.as_tensor(value, dtype=torch.float32)
     ok = (value > 0) if strict else (value >= 0)
     if not bool(torch.all(ok & torch.isfinite(value))):
         expected = "> 0" if strict else ">= 0"
         raise ValueError(f"{name}={value.tolist()}: expected finite values {expected}")
     return value
+
+
+def _noise(std: float | Tensor, y: Tensor) -> Tensor:
+    r"""The noise standard deviations ``std`` (finite, > 0), checked to broadcast to ``y``'s shape
+    without changing it (a ``std`` of another shape would silently change the likelihood)."""
+
+    std = _positive("std", std).to(y.device)
+    try:
+        shape = torch.broadcast_shapes(std.shape, y.shape)
+    except RuntimeError:
+        shape = None
+    if shape != y.shape:
+        raise ValueError(
+            f"std has shape {tuple(std.shape)} and y has shape {tuple(y.shape)}: expected std "
+            "broadcastable to y's shape (a number, or a tensor shaped like y's trailing axes)"
+        )
+    return std
 
 
 class Guidance(nn.Module):
@@ -240,8 +259,10 @@ class SDAGuidance(Guidance):
         limit: bool = False,
     ):
         super().__init__(y, A, sde, precision)
-        self.register_buffer("std", _positive("std", std).to(self.y.device))
+        self.register_buffer("std", _noise(std, self.y))
         self.gamma = float(_positive("gamma", gamma, strict=False))
+        if not isinstance(limit, bool):
+            raise ValueError(f"limit={limit!r}: expected True or False")
         self.limit = limit
 
     def log_likelihood(self, x_hat: Tensor, mu: Tensor, sigma: Tensor) -> Tensor:
@@ -342,9 +363,9 @@ class MMPSGuidance(Guidance):
         precision: str = "float32",
     ):
         super().__init__(y, A, sde, precision)
-        if not isinstance(iterations, int) or iterations < 1:
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations={iterations!r}: expected an integer >= 1")
-        self.register_buffer("std", _positive("std", std).to(self.y.device))
+        self.register_buffer("std", _noise(std, self.y))
         self.iterations = iterations
 
     def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
@@ -420,10 +441,35 @@ def assimilate(
         guided = MMPSGuidance(y, A, std, prior, iterations=iterations, precision=precision)
     else:
         raise ValueError(f"method={method!r}: expected 'sda', 'dps' or 'mmps'")
-    if not isinstance(samples, int) or samples < 1:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples={samples!r}: expected an integer >= 1")
 
     sampler = VPSDE(guided, prior.shape, alpha=prior.alpha, eta=prior.eta).to(prior.device)
-    return sampler.sample(
-        (samples, *guided.y_batch), steps=steps, corrections=corrections, tau=tau, progress=progress
-    )
+    settings = {"method": method, "steps": steps, "corrections": corrections, "tau": tau}
+    settings |= {"sda": {"gamma": gamma, "limit": limit}, "dps": {"zeta": zeta},
+                 "mmps": {"iterations": iterations}}[method]  # fmt: skip
+    try:
+        x = sampler.sample(
+            (samples, *guided.y_batch),
+            steps=steps,
+            corrections=corrections,
+            tau=tau,
+            progress=progress,
+        )
+    except torch.linalg.LinAlgError as error:  # MMPS's solve, on overflowing values
+        x = torch.full((samples, *guided.y_batch, *prior.shape), float("nan"))
+        reason = f" (the solver failed: {str(error).splitlines()[0][:80]})"
+    else:
+        reason = ""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        scale = guided.y.abs().max().item()
+        raise ValueError(
+            f"the posterior samples diverged{reason}: {bad} of {x.numel()} values are NaN or inf "
+            "with "
+            + ", ".join(f"{k}={v!r}" for k, v in settings.items())
+            + f" and observations up to |y| = {scale:.3g}: expected finite samples; likely "
+            "causes: tau too large, gamma too small for the noise std (try limit=True), or y far "
+            "outside the prior's scale (standardised data are of order 1)"
+        )
+    return x

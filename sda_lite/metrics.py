@@ -12,6 +12,7 @@ Sample sets are shaped ``(N, *shape)`` (e.g. trajectories ``(N, L, D)``).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 
@@ -37,10 +38,24 @@ def _emd2(a: np.ndarray, b: np.ndarray, M: np.ndarray) -> float:
     return float(ot.emd2(a, b, M, numItermax=10**7))
 
 
+def _finite(x: Tensor, name: str, expected: str = "finite values") -> None:
+    r"""Raises a ValueError when ``x`` has NaN or infinite values: a metric of a broken posterior
+    (e.g. a sampler that diverged) must not read as a score."""
+
+    if x.is_floating_point() or x.is_complex():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f"{name} has {bad} non-finite value(s) (NaN or inf) out of {x.numel()}: expected "
+                f"{expected} (a diverged sampler or a corrupt file?)"
+            )
+
+
 def _samples(x: Tensor, name: str) -> Tensor:
     if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 1:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"{name} has shape {shape}: expected a non-empty sample set (N, *shape)")
+    _finite(x, name, "finite samples")
     return x.detach().flatten(1).double()
 
 
@@ -93,7 +108,7 @@ def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None) -> float:
     d2 = torch.cdist(z, z, compute_mode="donot_use_mm_for_euclid_dist").square()
     if bandwidth is None:
         h2 = d2[d2 > 0].median() if (d2 > 0).any() else torch.tensor(1.0, dtype=d2.dtype)
-    elif bandwidth > 0:
+    elif isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) and bandwidth > 0:
         h2 = torch.tensor(bandwidth**2, dtype=d2.dtype)
     else:
         raise ValueError(f"bandwidth={bandwidth!r}: expected a positive kernel width or None")
@@ -120,6 +135,7 @@ def log_px(chain: MarkovChain, x: Tensor, reduce: bool = True) -> Tensor:
     if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[-1] != chain.D or x.shape[-2] < 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x has shape {shape}: expected trajectories (*batch, L >= 2, {chain.D})")
+    _finite(x, "x", "finite trajectories")
     lp = chain.log_prob_trajectory(x)
     return lp.mean() if reduce else lp
 
@@ -146,6 +162,11 @@ def log_py(
         The mean over the batch (a scalar tensor), or every value ``(*batch)`` if not ``reduce``.
     """
 
+    if not isinstance(x, Tensor):
+        raise ValueError(f"x is {type(x).__name__}: expected a tensor of trajectories")
+    _finite(x, "x", "finite trajectories")
+    if isinstance(y, Tensor):
+        _finite(y, "y", "finite observations")
     Ax = A(x)
     if not isinstance(y, Tensor) or y.ndim < 1 or Ax.shape[Ax.ndim - y.ndim :] != y.shape:
         shape = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
@@ -153,8 +174,10 @@ def log_py(
             f"y has shape {shape}: expected the trailing shape of A(x), {tuple(Ax.shape)}"
         )
     std = torch.as_tensor(std, dtype=Ax.dtype, device=Ax.device)
-    if not (std > 0).all():
-        raise ValueError(f"std={std.tolist()!r}: expected positive noise standard deviations")
+    if not bool(((std > 0) & torch.isfinite(std)).all()):
+        raise ValueError(
+            f"std={std.tolist()!r}: expected finite positive noise standard deviations"
+        )
     lp = torch.distributions.Normal(Ax, std).log_prob(y.to(Ax))
     lp = lp.flatten(Ax.ndim - y.ndim).sum(dim=-1)
     return lp.mean() if reduce else lp
@@ -173,6 +196,10 @@ def rmse(x: Tensor, truth: Tensor, dim: int | tuple[int, ...] | None = None) -> 
         dim: The dimensions to average over.
     """
 
+    for value, name in ((x, "x"), (truth, "truth")):
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{name} is {type(value).__name__}: expected a tensor")
+        _finite(value, name)
     try:
         e2 = (x - truth).square()
     except RuntimeError as e:
@@ -193,5 +220,6 @@ def spread(x: Tensor, dim: int | tuple[int, ...] | None = None) -> Tensor:
     if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 2:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x has shape {shape}: expected an ensemble (N >= 2, *shape)")
+    _finite(x, "x", "a finite ensemble")
     v = x.var(dim=0)
     return (v.mean() if dim is None else v.mean(dim=dim)).sqrt()

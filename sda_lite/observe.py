@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 
 import torch
 from torch import Tensor
 
 from sda_lite.fields import coarsen as pool
+
+
+def _integer(value: object) -> bool:
+    r"""Whether ``value`` is an integer (Python's or NumPy's), and not a boolean."""
+
+    return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 class Operator:
@@ -98,7 +105,13 @@ def select(index: int | Sequence[int], dim: int = -1) -> Operator:
     ``select([0, 2])``: ``(*batch, L, D) -> (*batch, L, 2)``.
     """
 
-    index = [index] if isinstance(index, int) else [int(i) for i in index]
+    given = index
+    if isinstance(index, Tensor) and not index.is_floating_point() and index.dtype != torch.bool:
+        index = index.tolist()
+    index = [index] if _integer(index) else index
+    if not isinstance(index, (list, tuple, range)) or not all(_integer(i) for i in index):
+        raise ValueError(f"select: index={given!r}, expected an integer or a list of integers")
+    index = [int(i) for i in index]
     if not index:
         raise ValueError("select() got no index: expected at least one variable")
 
@@ -121,9 +134,9 @@ def every(n: int, start: int = 0, dim: int = -2) -> Operator:
     ``every(8)``: ``(*batch, 65, D) -> (*batch, 9, D)``.
     """
 
-    if not isinstance(n, int) or n < 1:
+    if not _integer(n) or n < 1:
         raise ValueError(f"every: n={n!r}, expected an integer >= 1")
-    if not isinstance(start, int) or start < 0:
+    if not _integer(start) or start < 0:
         raise ValueError(f"every: start={start!r}, expected an integer >= 0")
 
     def f(x: Tensor) -> Tensor:
@@ -164,7 +177,7 @@ def coarsen(factor: int) -> Operator:
     Both ``H`` and ``W`` must be divisible by ``factor``.
     """
 
-    if not isinstance(factor, int) or factor < 1:
+    if not _integer(factor) or factor < 1:
         raise ValueError(f"coarsen: factor={factor!r}, expected an integer >= 1")
     return Operator(lambda x: pool(x, factor), f"coarsen({factor})", linear=True)
 
@@ -200,6 +213,11 @@ def observe(
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
     if not bool(torch.all(std > 0)) or not bool(torch.all(torch.isfinite(std))):
         raise ValueError(f"std={std.tolist()}: expected finite positive noise standard deviations")
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"x has {bad} non-finite value(s) out of {x.numel()}: expected a finite truth"
+        )
     y = A(x)
     z = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=y.device)
     return y + std * z
@@ -246,11 +264,14 @@ def parse_spec(spec: str | list) -> list[list]:
     >>> parse_spec(["mask"]), parse_spec("sparse")
     ([['mask']], [['scenario', 'sparse']])
 
-    Only the names are checked here; the arguments are checked when the operator is built.
+    The names, the number of arguments and their types are checked here (integers are JSON
+    integers, never booleans or fractions); their ranges when the operator is built, and those
+    that depend on ``x`` (an index inside the axis) when it is applied.
 
     Raises:
         ValueError: When ``spec`` is not JSON, not a non-empty list, or has a step whose name is not
-            one of :data:`SPEC_STEPS`; the message quotes the spec or step given.
+            one of :data:`SPEC_STEPS` or whose arguments do not fit it; the message quotes the spec
+            or step given.
     """
 
     if isinstance(spec, str) and spec.strip().isidentifier():
@@ -267,11 +288,48 @@ def parse_spec(spec: str | list) -> list[list]:
         )
     steps = [list(step) if isinstance(step, list) else [step] for step in spec]
     for step in steps:
-        if not step or step[0] not in SPEC_STEPS:
+        if not step or not isinstance(step[0], str) or step[0] not in SPEC_STEPS:
             raise ValueError(
                 f"operator step {step!r}: expected [name, *args] with name in {SPEC_STEPS}"
             )
+    for step in steps:
+        if step[0] != "scenario":  # (a scenario's parts are checked by scenario_of)
+            _check_args(step)
     return steps
+
+
+# The arguments of each step: (name, accepts, expected), in order; the first ``least`` are needed.
+# Only the types are checked here: the ranges (n >= 1, ...) by the functions that build the steps.
+_ARGS: dict[str, tuple[int, list[tuple[str, Callable[[object], bool], str]]]] = {
+    "every": (1, [("n", _integer, "an integer"), ("start", _integer, "an integer"),
+                  ("dim", _integer, "an integer axis")]),
+    "select": (1, [("index", lambda v: _integer(v) or (isinstance(v, list)
+                                                       and all(_integer(i) for i in v)),
+                    "an integer or a list of integers"),
+                   ("dim", _integer, "an integer axis")]),
+    "coarsen": (1, [("factor", _integer, "an integer")]),
+    "mask": (0, []),
+}  # fmt: skip
+
+
+def _check_args(step: list) -> None:
+    r"""Raises a ValueError when the arguments of a spec step do not have the types and ranges of
+    its function (booleans and non-integers are not integers: ``["every", true]`` is not
+    ``every(1)``, ``["select", [0.7]]`` not ``select([0])``)."""
+
+    name, *args = step
+    least, params = _ARGS[name]
+    if not least <= len(args) <= len(params):
+        names = ", ".join(p[0] for p in params)
+        raise ValueError(
+            f"operator step {step!r}: bad arguments (expected {least} to {len(params)} "
+            f"argument(s): {names or 'none'}, got {len(args)})"
+        )
+    for value, (arg, accepts, expected) in zip(args, params):
+        if not accepts(value):
+            raise ValueError(
+                f"operator step {step!r}: bad arguments ({arg}={value!r}, expected {expected})"
+            )
 
 
 def scenario_of(spec: str | list) -> tuple[str, dict] | None:

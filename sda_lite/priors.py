@@ -16,8 +16,10 @@ system (:func:`~sda_lite.lorenz.lorenz_prior`, :func:`~sda_lite.kolmogorov.kolmo
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
+import math
 import shutil
 import warnings
 from collections.abc import Callable
@@ -28,14 +30,219 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sda_lite.checkpoints import SHIPPED, check_config, jsonable, load_checkpoint, read_config
+from sda_lite.checkpoints import (
+    SHIPPED,
+    check_config,
+    check_meta,
+    jsonable,
+    load_checkpoint,
+    read_config,
+)
 from sda_lite.config import data_dir, device
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.score import FieldScoreNet, GlobalScoreNet, LocalScore, LocalScoreNet
-from sda_lite.training import TRAIN_FIELDS, train
+from sda_lite.training import LR_SCHEDULES, TRAIN_FIELDS, train
 
 CONFIGS = Path(__file__).parent / "configs"  # the shipped training configurations, <family>.json
+
+# --------------------------------------------------------------------------------------------------
+# The schema of configurations: one per model kind and one for training
+
+
+class Field:
+    r"""One field of a configuration: its type (``"int"``, ``"float"``, ``"bool"``, ``"str"``,
+    ``"ints"``: a non-empty list of ints, ``"int|ints"``: either), its range ``[lo, hi]``
+    (bounds of the numbers, or of each int of a list), the strings it accepts (``choices``),
+    whether it may be null, and whether the config must have it."""
+
+    def __init__(
+        self,
+        kind: str,
+        lo: float | None = None,
+        hi: float | None = None,
+        *,
+        choices: tuple | None = None,
+        null: bool = False,
+        required: bool = False,
+        open_lo: bool = False,
+        open_hi: bool = False,
+        what: str = "",
+    ):
+        self.kind, self.lo, self.hi, self.choices = kind, lo, hi, choices
+        self.null, self.required, self.open_lo, self.open_hi = null, required, open_lo, open_hi
+        self.what = what
+
+    def expected(self) -> str:
+        r"""What the field accepts, in words: e.g. ``an integer in [1, 4096]``."""
+
+        if self.choices is not None:
+            text = f"one of {list(self.choices)}"
+        else:
+            names = {"int": "an integer", "float": "a finite number", "bool": "true or false",
+                     "str": "a string", "ints": "a non-empty list of integers",
+                     "int|ints": "an integer or a non-empty list of integers"}  # fmt: skip
+            text = names[self.kind]
+            if self.lo is not None or self.hi is not None:
+                left = "(" if self.open_lo else "["
+                right = ")" if self.open_hi else "]"
+                lo = "-inf" if self.lo is None else f"{self.lo:g}"
+                hi = "inf" if self.hi is None else f"{self.hi:g}"
+                text += f" {'each ' if 'ints' in self.kind else ''}in {left}{lo}, {hi}{right}"
+        return text + (" or null" if self.null else "")
+
+    def _number_ok(self, value: Any, integer: bool) -> bool:
+        if isinstance(value, bool):
+            return False
+        if integer and not isinstance(value, int):
+            return False
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.open_lo else value < self.lo):
+            return False
+        return self.hi is None or (value < self.hi if self.open_hi else value <= self.hi)
+
+    def accepts(self, value: Any) -> bool:
+        r"""Whether ``value`` (as read from JSON) fits the field."""
+
+        if value is None:
+            return self.null
+        if self.choices is not None:
+            return isinstance(value, str) and value in self.choices
+        if self.kind == "int":
+            return self._number_ok(value, True)
+        if self.kind == "float":
+            return self._number_ok(value, False)
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "str":
+            return isinstance(value, str)
+        if isinstance(value, list) and "ints" in self.kind:
+            return 1 <= len(value) <= 16 and all(self._number_ok(v, True) for v in value)
+        return self.kind == "int|ints" and self._number_ok(value, True)
+
+
+MAX_WIDTH, MAX_DEPTH, MAX_CHANNELS, MAX_EPOCHS = 4096, 64, 2048, 10**6
+
+_COMMON = {
+    "kind": Field("str", choices=("local", "global", "field"), required=True),
+    "features": Field("int", 1, MAX_CHANNELS, required=True),
+    "embedding": Field("int", 1, MAX_WIDTH),
+    "alpha": Field("str", choices=("cos", "lin", "exp")),
+    "eta": Field("float", 0, 1, open_lo=True, open_hi=True),
+}
+_UNET = {
+    "channels": Field("ints", 1, MAX_CHANNELS),
+    "blocks": Field("int|ints", 0, MAX_DEPTH),
+    "kernel_size": Field("int", 1, 31),
+}
+MODEL_SCHEMA: dict[str, dict[str, Field]] = {
+    "local": {
+        **_COMMON,
+        "k": Field("int", 1, MAX_DEPTH, required=True),
+        "width": Field("int", 1, MAX_WIDTH),
+        "depth": Field("int", 1, MAX_DEPTH),
+    },
+    "global": {**_COMMON, "window": Field("int", 1, 1 << 16, required=True), **_UNET},
+    "field": {
+        **_COMMON,
+        "k": Field("int", 1, MAX_DEPTH, required=True),
+        "grid": Field("int", 1, 4096, required=True),
+        **_UNET,
+        "forcing": Field("int", 0, 1024, null=True),
+        "gaussian": Field("str", null=True),
+    },
+}
+r"""The fields of the model config of each prior kind (:func:`build_prior`), with their types and
+ranges: :func:`check_model_config` checks a config against it."""
+
+TRAIN_SCHEMA: dict[str, Field] = {
+    "epochs": Field("int", 1, MAX_EPOCHS, required=True),
+    "batch_size": Field("int", 1, 1 << 20),
+    "epoch_size": Field("int", 1, 1 << 40, null=True),
+    "lr": Field("float", 0, 1, open_lo=True),
+    "weight_decay": Field("float", 0, 100),
+    "lr_schedule": Field("str", choices=LR_SCHEDULES),
+    "ema": Field("float", 0, 1, null=True, open_lo=True, open_hi=True),
+    "bf16": Field("bool"),
+    "seed": Field("int", 0, 2**63 - 1),
+    "every": Field("int", 1, MAX_EPOCHS, null=True),
+}
+r"""The keyword arguments of :func:`~sda_lite.training.train` that a training config may set, with
+their types and ranges: :func:`check_train_config` checks a config against it."""
+
+
+def _unknown(where: str, key: Any, known: Any) -> ValueError:
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ValueError(f"{where} has unknown field {key!r}{hint}: expected some of {sorted(known)}")
+
+
+def _check_fields(config: Any, schema: dict[str, Field], where: str) -> None:
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{where} is {type(config).__name__} {config!r:.60}: expected a mapping of fields"
+        )
+    for key in config:
+        if key not in schema:
+            raise _unknown(where, key, schema)
+    for key, field in schema.items():
+        if key not in config:
+            if field.required:
+                raise ValueError(
+                    f"{where} needs {key!r} ({field.expected()}), got keys {sorted(config)}"
+                )
+        elif not field.accepts(config[key]):
+            raise ValueError(
+                f"{where} field {key!r} is {config[key]!r}: expected {field.expected()}"
+            )
+
+
+def check_model_config(config: Any, where: str = "model config") -> None:
+    r"""Raises a ValueError, naming the field, what it is and what is expected, when ``config`` is
+    not a model config of :data:`MODEL_SCHEMA`: an unknown kind or field (with the closest known
+    name), a missing required field, a wrong type, or a value out of range."""
+
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{where} is {type(config).__name__} {config!r:.60}: expected a mapping of fields"
+        )
+    kind = config.get("kind")
+    if kind not in MODEL_SCHEMA:
+        raise ValueError(
+            f"unknown prior kind {kind!r} in {where}: expected 'local', 'global' or 'field'"
+        )
+    _check_fields(config, MODEL_SCHEMA[kind], f"{where} ({kind})")
+    blocks, channels = config.get("blocks"), config.get("channels")
+    if isinstance(blocks, list) and isinstance(channels, list) and len(blocks) != len(channels):
+        raise ValueError(
+            f"{where} has blocks {blocks} and channels {channels}: expected one block count per "
+            "level (as many as channels)"
+        )
+    if "kernel_size" in config and config["kernel_size"] % 2 == 0:
+        raise ValueError(f"{where} field 'kernel_size' is {config['kernel_size']}: expected odd")
+    size = {"global": "window", "field": "grid"}.get(kind)
+    if size is not None and isinstance(channels, list):
+        stride = 2 ** (len(channels) - 1)  # the U-Net halves the size at each level
+        if config[size] % stride:
+            raise ValueError(
+                f"{where} field {size!r} is {config[size]}: expected a multiple of {stride} for "
+                f"the {len(channels)} levels of channels {channels}"
+            )
+
+
+def check_train_config(config: Any, where: str = "training config") -> None:
+    r"""Raises a ValueError, naming the field, what it is and what is expected, when ``config`` is
+    not a training config of :data:`TRAIN_SCHEMA` (the keyword arguments of
+    :func:`~sda_lite.training.train`): an unknown field (with the closest known name), a missing
+    ``epochs``, a wrong type, or a value out of range."""
+
+    _check_fields(config, TRAIN_SCHEMA, where)
+    size, batch = config.get("epoch_size"), config.get("batch_size", 64)
+    if size is not None and size < batch:
+        raise ValueError(
+            f"{where} field 'epoch_size' is {size}: expected at least batch_size={batch}"
+        )
 
 
 def build_prior(config: dict[str, Any]) -> VPSDE:
@@ -57,7 +264,11 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
     and the network (whose v-parametrisation uses the schedule). The config is kept as ``sde.config``.
     """
 
-    config = jsonable(config)
+    try:
+        config = jsonable(config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"prior config {config!r:.80} is not JSON-able ({error})") from None
+    check_model_config(config, "prior config")
     kind = config.get("kind")
     net_args = {
         key: value for key, value in config.items() if key not in ("kind", "alpha", "eta", "window")
@@ -129,20 +340,68 @@ def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
     return prior
 
 
+def verify_checkpoint(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any], VPSDE]:
+    r"""Reads and checks the checkpoint of a prior: ``(meta, state, sde)``, ``sde`` the prior built
+    from the stored config (with its raw, not EMA, weights loaded).
+
+    Raises:
+        FileNotFoundError: When ``directory`` holds no checkpoint.
+        ValueError: When a file is missing, unreadable or truncated, the stored config is not a
+            valid model config (:func:`check_model_config`), or the weights do not match it
+            (another architecture or sizes) or are not finite; the message names the file and
+            how to recover.
+    """
+
+    from sda_lite.checkpoints import CONFIG, WEIGHTS
+
+    directory = Path(directory)
+    meta, state = load_checkpoint(directory)
+    check_meta(meta, directory)
+    recover = f"retrain it with 'sda-lite train --overwrite --out {directory}' or delete it"
+    try:
+        sde = build_prior(meta["model"])
+    except ValueError as error:
+        raise ValueError(
+            f"checkpoint file {str(directory / CONFIG)!r}: {error}; {recover}"
+        ) from None
+    for key in ("model", "ema"):
+        weights = state.get(key)
+        if key == "model" or weights is not None:
+            try:
+                if not isinstance(weights, dict):
+                    raise ValueError(f"{key!r} is {type(weights).__name__}, expected a state dict")
+                sde.load_state_dict(weights)
+            except (RuntimeError, ValueError, TypeError, AttributeError) as error:
+                reason = " ".join(str(error).split())[:300]
+                raise ValueError(
+                    f"checkpoint weights {str(directory / WEIGHTS)!r} do not match its config "
+                    f"{str(directory / CONFIG)!r} ({reason}); {recover}"
+                ) from None
+    if not all(
+        bool(torch.isfinite(v).all()) for v in sde.state_dict().values() if v.is_floating_point()
+    ):
+        raise ValueError(
+            f"checkpoint weights {str(directory / WEIGHTS)!r} hold NaN or infinite values (a "
+            f"diverged training run?); {recover}"
+        )
+    return meta, state, sde
+
+
 def load_prior(
     directory: str | Path, config: dict[str, Any] | None = None, ema: bool = True
 ) -> VPSDE:
     r"""Builds the prior stored in a checkpoint and loads its weights (the EMA weights if any and ``ema``).
 
-    When ``config`` is given it must equal the stored one (else a ValueError names the field).
+    When ``config`` is given it must equal the stored one (else a ValueError names the field). The
+    checkpoint is checked first (:func:`verify_checkpoint`): a missing, truncated or inconsistent
+    file is a ValueError naming it.
     """
 
-    meta, state = load_checkpoint(directory)
+    meta, state, sde = verify_checkpoint(directory)
     if config is not None:
         check_config(meta["model"], config, "model config")
-    sde = build_prior(meta["model"])
-    weights = state["ema"] if ema and state.get("ema") is not None else state["model"]
-    sde.load_state_dict(weights)
+    if ema and state.get("ema") is not None:
+        sde.load_state_dict(state["ema"])
     return sde.to(device())
 
 
@@ -177,12 +436,15 @@ def find_checkpoint(name: str, config: dict[str, Any], train_config: dict[str, A
     mismatched checkpoints are skipped."""
 
     for directory in (data_dir() / name, SHIPPED / name):
-        meta = read_config(directory)
-        if meta is None or meta["progress"]["epoch"] < meta["train"]["epochs"]:
-            continue
         try:
+            meta = read_config(directory)
+            if meta is None:
+                continue
+            check_meta(meta, directory)
+            if meta["progress"]["epoch"] < meta["train"]["epochs"]:
+                continue
             _check_trained(meta, config, train_config)
-        except ValueError:
+        except ValueError:  # corrupt or trained otherwise
             continue
         return directory
     return None
@@ -220,10 +482,18 @@ def ensure_prior(
     """
 
     directory = data_dir() / name
-    meta = read_config(directory)
+    try:
+        meta = read_config(directory)
+    except ValueError as error:  # a corrupt checkpoint: replaced, as a mismatched one is
+        warnings.warn(f"replacing the checkpoint {directory}: {error}", stacklevel=2)
+        _remove(directory)
+        meta = None
     if meta is not None:
         try:
+            check_meta(meta, directory)
             _check_trained(meta, config, train_config)
+            if found_corrupt(directory):
+                raise ValueError("its weights are unreadable or do not match its config")
         except ValueError as error:
             warnings.warn(f"replacing the checkpoint {directory}: {error}", stacklevel=2)
             shutil.rmtree(directory)
@@ -254,10 +524,20 @@ def train_prior(
     :func:`ensure_prior`; ``prepare(sde)`` runs on a fresh prior, before training starts (not when
     the run resumes, whose checkpoint holds all the state). Returns the history of :func:`train`."""
 
+    check_model_config(config)
+    check_train_config(train_config)
     with torch.random.fork_rng():
         torch.manual_seed(train_config.get("seed", 0))
         sde = build_prior(config)
-    if prepare is not None and read_config(directory) is None:
+    meta = read_config(directory)
+    if meta is not None:  # resumed: the checkpoint must be whole (ValueError naming the file)
+        verify_checkpoint(directory)
+    elif Path(directory).is_dir() and any(Path(directory).iterdir()):
+        raise ValueError(
+            f"checkpoint directory {str(directory)!r} holds files but no config.json: expected a "
+            "checkpoint directory or a new one (choose another directory, or delete this one)"
+        )
+    if prepare is not None and meta is None:
         prepare(sde)
     data = _resolve(data)
     if isinstance(data, tuple):
@@ -271,6 +551,23 @@ def train_prior(
         progress=progress,
         **train_config,
     )
+
+
+def found_corrupt(directory: str | Path) -> bool:
+    r"""Whether the checkpoint in ``directory`` fails :func:`verify_checkpoint`."""
+
+    try:
+        verify_checkpoint(directory)
+    except (ValueError, FileNotFoundError):
+        return True
+    return False
+
+
+def _remove(directory: Path) -> None:
+    if directory.is_dir():
+        shutil.rmtree(directory)
+    elif directory.exists():
+        directory.unlink()
 
 
 def families() -> list[str]:
@@ -334,19 +631,7 @@ def load_configs(
         raise ValueError(
             f"configuration {str(path)!r}[{scale!r}] has {got}: expected a mapping with dicts 'model' and 'train'"
         )
-    accepted = set(inspect.signature(train).parameters) - {
-        "sde",
-        "dataset",
-        "valid",
-        "directory",
-        "config",
-        "callback",
-        "progress",
-    }
-    unknown = sorted(set(entry["train"]) - accepted)
-    if unknown:
-        raise ValueError(
-            f"configuration {str(path)!r}[{scale!r}] has unknown training option(s) {unknown}: "
-            f"expected some of {sorted(accepted)}"
-        )
+    where = f"configuration {str(path)!r}[{scale!r}]"
+    check_train_config(entry["train"], f"{where} train")
+    check_model_config(entry["model"], f"{where} model")
     return jsonable(entry["model"]), jsonable(entry["train"])

@@ -221,6 +221,12 @@ def train(
     another ``N``.
     """
 
+    if not isinstance(bf16, bool):
+        raise ValueError(f"bf16 must be true or false, got {bf16!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if not hasattr(dataset, "__len__") or len(dataset) < 1:
+        raise ValueError(f"dataset {type(dataset).__name__}: expected a non-empty set of samples")
     every = _check_hyper(
         epochs, batch_size, len(dataset), epoch_size, lr, weight_decay, lr_schedule, ema, every
     )
@@ -364,23 +370,25 @@ def _check_hyper(
     r"""Checks the hyper-parameters of :func:`train` for a dataset of ``n`` samples; returns ``every``
     (epochs between checkpoints, default about 32 per run)."""
 
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= 10**6:
+        raise ValueError(f"epochs must be an integer in [1, 10**6], got {epochs!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
         raise ValueError(
             f"batch_size must be an integer in [1, len(dataset)={n}], got {batch_size!r}"
         )
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if not (
         isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0
     ):
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-    if lr_schedule not in LR_SCHEDULES:
+    if not isinstance(lr_schedule, str) or lr_schedule not in LR_SCHEDULES:
         raise ValueError(
             f"unknown learning-rate schedule {lr_schedule!r}: expected one of {LR_SCHEDULES}"
         )
-    if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
+    if ema is not None and not (
+        isinstance(ema, (int, float)) and not isinstance(ema, bool) and 0 < ema < 1
+    ):
         raise ValueError(f"ema must be None or a decay in (0, 1), got {ema!r}")
     if epoch_size is not None and (
         isinstance(epoch_size, bool) or not isinstance(epoch_size, int) or epoch_size < batch_size

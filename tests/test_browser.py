@@ -1,7 +1,8 @@
 r"""The built HTML book in a real browser: headless Chromium driven by Selenium.
 
 Every page renders (a title and a heading), no image is missing (``naturalWidth > 0``), every equation
-is typeset by the book's own MathJax (no network needed), no widget is
+is typeset by the book's own MathJax (no network needed) without any MathJax error (a file that
+failed to load, a missing font, a TeX error, a "Math Processing Error"), no widget is
 left as an empty "requires a kernel" box, and no internal link is broken. Screenshots of a chapter
 and of a panel's static figure go to ``book/_build/screenshots/``.
 
@@ -119,6 +120,31 @@ def _open(browser, page: str) -> None:
     )
 
 
+# Every MathJax error, once MathJax is done: a file that failed to load (the "File failed to load:
+# .../fonts/TeX/fontdata.js" banner of a font MathJax looks for and the book does not serve), a font
+# it cannot find, a TeX parse error or a "Math Processing Error". MathJax 2 posts each of them as a
+# signal, and its signals keep their history (``posted``), so a message that has already left the
+# message box is still read; the box and the typeset equations are read too.
+MATHJAX_ERRORS = r"""
+const done = arguments[arguments.length - 1];
+if (!window.MathJax || !MathJax.Hub) return done([]);
+MathJax.Hub.Queue(() => {
+  // Not /error/ alone: the 'TeX noErrors Ready' signal announces an extension, not an error.
+  const bad = /load error|fail|can't find|no valid font|image fonts|parse error|processing error/i;
+  const text = m => [].concat(m).map(x => (x && x.nodeType) ? `<${x.nodeName}>` : String(x)).join(' ');
+  const signals = [MathJax.Hub.signal, MathJax.Hub.Startup && MathJax.Hub.Startup.signal];
+  const found = signals.filter(s => s && s.posted).flatMap(s => s.posted.map(text)).filter(m => bad.test(m));
+  const box = document.getElementById('MathJax_Message');
+  if (box && bad.test(box.textContent)) found.push('message box: ' + box.textContent.trim());
+  for (const e of document.querySelectorAll('[class*="MathJax"], .noError, merror')) {
+    if (/Math Processing Error/.test(e.textContent) || e.matches('.noError, merror'))
+      found.push('in an equation: ' + e.textContent.trim().slice(0, 120));
+  }
+  done([...new Set(found)]);
+});
+"""
+
+
 def test_html_build_present():
     _require()
     assert PAGES, f"no pages in {HTML}"
@@ -147,6 +173,8 @@ def test_page_renders_with_all_images(driver, page):
         ".filter(e => /\\\\[(\\[]/.test(e.innerText)).length));"
     )
     assert raw == 0, f"{page}: equations not typeset: {raw}"
+    errors = driver.execute_async_script(MATHJAX_ERRORS)
+    assert not errors, f"{page}: MathJax reported errors: {errors}"
     # A widget view renders from the widget state saved in the page (e.g. a finished progress bar),
     # or not at all: one without a state would be an empty box.
     stateless = driver.execute_script(
