@@ -8,6 +8,7 @@ Generic machinery, which knows no dynamical system:
   paper's sampling settings (``configs/sampling.json``);
 * :mod:`~sda_lite.schedule` -- the noise schedule :math:`\mu(t), \sigma(t)`;
 * :mod:`~sda_lite.diffusion` -- the VP diffusion (:class:`VPSDE`): perturbation, loss, sampler;
+* :mod:`~sda_lite.samplers` -- the samplers: the paper's predictor-corrector, Heun, DPM-Solver++(2M);
 * :mod:`~sda_lite.nets` -- the building blocks of networks (residual MLP, U-Net, time embedding);
 * :mod:`~sda_lite.score` -- noise predictors: local scores over Markov blankets, window networks,
   the exact Gaussian predictor;
@@ -16,6 +17,7 @@ Generic machinery, which knows no dynamical system:
 * :mod:`~sda_lite.fields` -- operations on periodic 2-D fields (vorticity, coarsening, spectra);
 * :mod:`~sda_lite.chain` -- the Markov-chain interface every system implements;
 * :mod:`~sda_lite.metrics` -- log-densities, :math:`W_1`, RMSE;
+* :mod:`~sda_lite.calibration` -- coverage, rank histograms, CRPS, spread-skill ratio;
 * :mod:`~sda_lite.baselines` -- particle filter, Kalman smoother, EnKF/EnKS, 4D-Var;
 * :mod:`~sda_lite.io` -- atomic writes and dataset files that know their settings;
 * :mod:`~sda_lite.windows` -- random windows of trajectories, what window priors train on;
@@ -29,6 +31,7 @@ Generic machinery, which knows no dynamical system:
 Dynamical systems, one place each (dynamics, datasets, observation scenarios, prior recipe):
 
 * :mod:`~sda_lite.lorenz` -- noisy Lorenz-63, the paper's 'lo' and 'hi' scenarios;
+* :mod:`~sda_lite.lorenz96` -- noisy Lorenz-96 on a ring of any size, its scenarios and localisation;
 * :mod:`~sda_lite.linear` -- a linear-Gaussian chain with exact posteriors;
 * :mod:`~sda_lite.kolmogorov` -- Kolmogorov flow on jax-cfd (``flow``, ``data``, ``prior``,
   ``scenarios``, ``plots``).

@@ -11,7 +11,8 @@ and ``y: (K, M)``. Trajectories have ``L >= (K - 1) n + 1`` states (``length``, 
   posterior trajectories and is the paper's ground truth (2^14 particles);
 * :func:`kalman_smoother` -- the exact posterior marginals of a :class:`~sda_lite.linear.LinearGaussian`
   chain (the Rauch-Tung-Striebel smoother of :mod:`sda_lite.dynamics`);
-* :func:`enkf`, :func:`enks` -- the ensemble Kalman filter and smoother with perturbed observations;
+* :func:`enkf`, :func:`enks` -- the ensemble Kalman filter and smoother with perturbed observations,
+  multiplicative inflation and covariance localisation (:class:`Localisation`, :func:`gaspari_cohn`);
 * :func:`fourdvar` -- weak-constraint 4D-Var, the maximum a posteriori trajectory by L-BFGS.
 
 :class:`Deterministic` removes the transition noise of a chain, for filters on noise-free dynamics.
@@ -391,6 +392,63 @@ def _enkf_weights(Y: Tensor, d: Tensor, R: Tensor) -> Tensor:
     return torch.linalg.solve(C, d.mT).mT @ Y.mT
 
 
+def gaspari_cohn(d: Tensor, c: float) -> Tensor:
+    r"""The Gaspari-Cohn taper (1999, eq. 4.10) of distances ``d`` with half-width ``c > 0``.
+
+    A fifth-order piecewise rational correlation function of compact support, close to
+    :math:`e^{-z^2 / (2 \cdot 0.3)}` with :math:`z = d / c`:
+
+    .. math:: \rho(z) = \begin{cases}
+            -\tfrac{1}{4} z^5 + \tfrac{1}{2} z^4 + \tfrac{5}{8} z^3 - \tfrac{5}{3} z^2 + 1
+                & 0 \leq z \leq 1, \\
+            \tfrac{1}{12} z^5 - \tfrac{1}{2} z^4 + \tfrac{5}{8} z^3 + \tfrac{5}{3} z^2 - 5 z + 4
+                - \tfrac{2}{3} z^{-1} & 1 < z \leq 2, \\
+            0 & z > 2,
+        \end{cases}
+
+    so :math:`\rho(0) = 1`, :math:`\rho(1) = 5/24` and :math:`\rho = 0` beyond ``2 c``. (DAPPER's
+    ``loc_rad = r`` is ``c = 1.82 r``.) ``d: (*shape)`` non-negative -> ``(*shape)``, float64.
+    """
+
+    if not isinstance(c, (int, float)) or not c > 0:
+        raise ValueError(f"c={c!r}: expected a positive half-width")
+    z = torch.as_tensor(d, dtype=torch.float64) / c
+    if (z < 0).any():
+        raise ValueError("d has negative values: expected distances >= 0")
+    inner = 1 + z**2 * (-(z**3) / 4 + z**2 / 2 + 5 * z / 8 - 5 / 3)
+    zs = z.clamp(min=1)  # the outer branch, away from its pole at 0
+    outer = zs**5 / 12 - zs**4 / 2 + 5 * zs**3 / 8 + 5 * zs**2 / 3 - 5 * zs + 4 - 2 / (3 * zs)
+    return torch.where(z <= 1, inner, torch.where(z <= 2, outer, torch.zeros_like(z)))
+
+
+class Localisation(NamedTuple):
+    r"""A covariance localisation: Schur (element-wise) tapers of the ensemble covariances.
+
+    Attributes:
+        xy: The taper ``(D, M)`` of the covariances between state variables and observations.
+        yy: The taper ``(M, M)`` of the covariances between observations.
+
+    For a linear operator :math:`A = H` and a taper :math:`\rho` of the state covariance,
+    ``xy`` is :math:`\rho H^\top` and ``yy`` is :math:`H \rho H^\top`; for direct observations of
+    sites, the tapers of their distances (e.g. :func:`gaspari_cohn`).
+    """
+
+    xy: Tensor
+    yy: Tensor
+
+
+def _check_localisation(loc: Localisation, D: int, M: int) -> Localisation:
+    if not isinstance(loc, tuple) or len(loc) != 2:
+        raise ValueError(f"localisation={loc!r}: expected a Localisation(xy, yy) of two tensors")
+    xy, yy = (torch.as_tensor(v) for v in loc)
+    if xy.shape != (D, M) or yy.shape != (M, M):
+        raise ValueError(
+            f"localisation tapers shaped xy {tuple(xy.shape)}, yy {tuple(yy.shape)}: expected "
+            f"xy ({D}, {M}) and yy ({M}, {M})"
+        )
+    return Localisation(xy, yy)
+
+
 def _enkf_analysis(
     E: Tensor,
     A: StateMap,
@@ -398,12 +456,15 @@ def _enkf_analysis(
     std: Tensor,
     R: Tensor,
     generator: torch.Generator | None,
+    localisation: Localisation | None = None,
 ) -> Tensor:
     r"""The stochastic EnKF analysis :math:`E \leftarrow E + W (E - \bar{E})` (:func:`_enkf_weights`).
 
     ``E: (N, S, D)`` holds ``S`` states of the members, the last observed by ``y: (M,)``:
     :math:`Y = A(E_{:,-1}) - \overline{A(E_{:,-1})}`, :math:`R = \mathrm{diag}(\sigma_y^2)`
-    ``(M, M)`` -> ``(N, S, D)``.
+    ``(M, M)`` -> ``(N, S, D)``. With a ``localisation``, the gain of every state ``s`` is tapered
+    instead, :math:`E_{n,s} \leftarrow E_{n,s} + (\rho_{xy} \circ X_s^\top Y)
+    (\rho_{yy} \circ Y^\top Y + (N - 1) R)^{-1} d_n`, which is the same update for tapers of ones.
     """
 
     N, M = E.shape[0], y.shape[-1]
@@ -411,9 +472,15 @@ def _enkf_analysis(
     Y = Ax - Ax.mean(0)
     e = torch.randn(N, M, generator=generator, dtype=E.dtype, device=E.device) * std
     d = _perturbed_innovations(y, Ax, e)
-    W = _enkf_weights(Y, d, R)
     X = E - E.mean(0)
-    return E + torch.einsum("nm,mld->nld", W, X)
+    if localisation is None:
+        W = _enkf_weights(Y, d, R)
+        return E + torch.einsum("nm,mld->nld", W, X)
+    xy, yy = (v.to(E) for v in localisation)
+    C = yy * (Y.mT @ Y) + (N - 1) * R
+    G = torch.linalg.solve(C, d.mT)  # (M, N): C^{-1} d_n
+    XY = torch.einsum("nsd,nm->sdm", X, Y) * xy  # tapered cross-covariances, times N - 1
+    return E + torch.einsum("sdm,mn->nsd", XY, G)
 
 
 def _inflate(x: Tensor, inflation: float) -> Tensor:
@@ -436,6 +503,7 @@ def enkf(
     smooth: bool = False,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    localisation: Localisation | None = None,
 ) -> Tensor:
     r"""The stochastic ensemble Kalman filter (perturbed observations), or smoother (``smooth=True``).
 
@@ -450,6 +518,16 @@ def enkf(
     (EnKS) applies the same :math:`W` to the anomalies of every past state, so each member becomes
     a sample of :math:`p(x_{0:i} \mid y_{0:k})` (exact as :math:`N \to \infty` for linear-Gaussian chains).
 
+    With few members, the sample covariances between distant variables are noise that the analysis
+    mistakes for information. A ``localisation`` tapers them (Houtekamer & Mitchell, 2001): with
+    :math:`\rho_{xy}` ``(D, M)`` and :math:`\rho_{yy}` ``(M, M)`` (:class:`Localisation`),
+
+    .. math:: C = \rho_{yy} \circ (Y^\top Y) + (N - 1) R, \quad
+        E_n \leftarrow E_n + \big(\rho_{xy} \circ (X^\top Y)\big) C^{-1} d_n,
+
+    the same spatial taper for every past state of the smoother. Tapers of ones give the update
+    above; the cost grows from :math:`O(N^2 D)` to :math:`O(N D M)` per updated state.
+
     Arguments:
         chain: The Markov chain (``transition(x, generator)`` and, without ``x0``, ``prior``).
         y, A, std, every, length: The observations, as in :func:`bootstrap_filter`.
@@ -458,6 +536,7 @@ def enkf(
         inflation: The multiplicative inflation :math:`\lambda \geq 1` after each analysis.
         smooth: Whether to smooth (EnKS) rather than filter (EnKF).
         progress: Whether to show a progress bar.
+        localisation: The tapers :math:`(\rho_{xy}, \rho_{yy})`, or ``None`` for none.
 
     Returns:
         The members' trajectories ``(N, L, D)``: filtered states :math:`x_i \mid y_{jn \leq i}` for the
@@ -477,6 +556,8 @@ def enkf(
         raise ValueError(f"inflation={inflation!r}: expected a factor >= 1")
 
     M = y.shape[1]
+    if localisation is not None:
+        localisation = _check_localisation(localisation, chain.D, M)
     y = y.to(x0)
     R = torch.diag(std.square().expand(M))
     E = torch.empty(x0.shape[0], L, x0.shape[1], dtype=x0.dtype, device=x0.device)
@@ -486,7 +567,9 @@ def enkf(
             E[:, i] = chain.transition(E[:, i - 1], generator=generator)  # forecast
         if _observed(i, every, len(y)):
             past = slice(0, i + 1) if smooth else slice(i, i + 1)  # the states it updates
-            E[:, past] = _enkf_analysis(E[:, past], A, y[i // every], std, R, generator)
+            E[:, past] = _enkf_analysis(
+                E[:, past], A, y[i // every], std, R, generator, localisation
+            )
             if inflation != 1:
                 E[:, i] = _inflate(E[:, i], inflation)
     return E
@@ -504,6 +587,7 @@ def enks(
     inflation: float = 1.0,
     generator: torch.Generator | None = None,
     progress: bool = True,
+    localisation: Localisation | None = None,
 ) -> Tensor:
     r"""The ensemble Kalman smoother (EnKS): :func:`enkf` with ``smooth=True``.
 
@@ -512,7 +596,21 @@ def enks(
         (exactly so as :math:`N \to \infty` for a linear-Gaussian chain).
     """
 
-    return enkf(chain, y, A, std, every, length, members, x0, inflation, True, generator, progress)
+    return enkf(
+        chain,
+        y,
+        A,
+        std,
+        every,
+        length,
+        members,
+        x0,
+        inflation,
+        True,
+        generator,
+        progress,
+        localisation=localisation,
+    )
 
 
 def _initial_log_density(

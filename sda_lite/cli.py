@@ -38,7 +38,7 @@ from torch import Tensor
 from sda_lite import distributed, observe
 from sda_lite.config import data_dir
 from sda_lite.config import scale as get_scale
-from sda_lite.io import atomic, write_json
+from sda_lite.io import atomic, load, write_json
 from sda_lite.observe import Operator, Resolver, from_spec, parse_spec, scenario_of
 
 METHODS = ("sda", "dps", "mmps")
@@ -370,7 +370,7 @@ def _override(model: dict, schedule: dict, settings: Sequence[str]) -> None:
 
 
 def _set_order(model: dict, k: int | None) -> None:
-    r"""Sets the Markov order ``k`` (``--k``) of a local prior; None keeps the configuration's."""
+    r"""Sets the window half-width ``k`` (``--k``) of a local prior; None keeps the configuration's."""
 
     from sda_lite.priors import MODEL_SCHEMA
 
@@ -378,7 +378,7 @@ def _set_order(model: dict, k: int | None) -> None:
         return
     if model.get("kind") not in ("local", "field"):
         raise ValueError(
-            f"--k {k}: only local priors have a Markov order k, this one is {model.get('kind')!r}"
+            f"--k {k}: only local priors have a window half-width k, this one is {model.get('kind')!r}"
         )
     field = MODEL_SCHEMA[model["kind"]]["k"]
     if not field.accepts(k):
@@ -398,7 +398,8 @@ def _checkpoint_dir(out: str | None, model: dict, family: str, scale: str) -> Pa
 
 def train_data(model: dict, scale: str, path: str | None, progress: bool = True) -> Any:
     r"""The training and validation windows of a prior: for a ``field`` prior, windows of ``2k+1``
-    velocity fields of the Kolmogorov dataset (:func:`sda_lite.kolmogorov.kolmogorov_windows`);
+    velocity fields of the dataset the Kolmogorov prior of the scale trains on
+    (:func:`sda_lite.kolmogorov.prior.prior_data`);
     otherwise Lorenz-63 windows of ``2k+1`` (or ``window``) states (:func:`sda_lite.train.lorenz_windows`);
     from the dataset file ``path`` (splits ``train`` and ``valid``) when given."""
 
@@ -408,12 +409,11 @@ def train_data(model: dict, scale: str, path: str | None, progress: bool = True)
     field = model.get("kind") == "field"
     window = model["window"] if "window" in model else 2 * model.get("k", 0) + 1
     if path is None:  # the dataset of the scale, generated first (with or without a bar)
-        if field:
-            from sda_lite.kolmogorov.data import ensure_kolmogorov
-            from sda_lite.kolmogorov.prior import kolmogorov_windows
+        if field:  # the prior's own dataset, generated split over the ranks
+            from sda_lite.kolmogorov.prior import prior_data
 
-            ensure_kolmogorov(scale_name=scale, progress=progress)  # split over the ranks
-            return kolmogorov_windows(scale, model["k"])
+            file = prior_data(scale, progress=progress)
+            return tuple(FieldWindows(load(file, split), window) for split in ("train", "valid"))
         from sda_lite.lorenz import ensure_lorenz
 
         if distributed.is_main():
@@ -1041,7 +1041,10 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     p.add_argument("--config", required=True, help="configuration family or path of a .json file")
     p.add_argument("--scale", default=None, help="ci, cpu or full (default $SDA_SCALE, else cpu)")
     p.add_argument(
-        "--k", type=int, default=None, help="Markov order of a local prior (default: the file's)"
+        "--k",
+        type=int,
+        default=None,
+        help="window half-width of a local prior (default: the file's)",
     )
     p.add_argument(
         "--set",
@@ -1054,7 +1057,7 @@ def _add_train(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "--data",
         default=None,
         help="dataset file with splits train and valid "
-        "(default: the dataset of the scale, generated when missing)",
+        "(default: the dataset the prior of the scale trains on, generated when missing)",
     )
     p.add_argument(
         "--out",

@@ -16,8 +16,8 @@ from numbers import Integral, Real
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from sda_lite.samplers import check, sample
 from sda_lite.schedule import SCHEDULES, NoiseSchedule  # noqa: F401 (SCHEDULES re-exported)
 from sda_lite.schedule import time as _time
 
@@ -130,10 +130,14 @@ class VPSDE(nn.Module):
         corrections: int = 0,
         tau: float = 1.0,
         progress: bool = False,
+        sampler: str = "pc",
     ) -> Tensor:
-        r"""Draws samples ``(*shape, *self.shape)`` by reversing the diffusion from :math:`t = 1` to 0.
+        r"""Draws samples ``(*shape, *self.shape)`` by reversing the diffusion from :math:`t = 1`
+        to 0 with a sampler of :mod:`sda_lite.samplers`, on the grid
+        :math:`t_i = 1 - i / \text{steps}`.
 
-        Predictor (exponential integrator, DDIM), from :math:`t` to :math:`s = t - 1 / \text{steps}`:
+        The default, ``"pc"``, is the paper's predictor-corrector. Predictor (exponential
+        integrator, DDIM), from :math:`t` to :math:`s = t - 1 / \text{steps}`:
 
         .. math:: x(s) = \frac{\mu(s)}{\mu(t)} x(t)
             + \Big(\sigma(s) - \frac{\mu(s)}{\mu(t)} \sigma(t)\Big) \epsilon(x(t), t).
@@ -145,7 +149,7 @@ class VPSDE(nn.Module):
 
         The mean of :math:`\epsilon^2` is taken over the event of each sample, which is a stable
         estimate only for events of many values (a trajectory of tens of states or a field), as
-        in the paper.
+        in the paper. The corrections follow the predictor of every sampler.
 
         Arguments:
             shape: The batch shape of the samples.
@@ -154,9 +158,13 @@ class VPSDE(nn.Module):
             corrections: The number of Langevin corrections per step (>= 0).
             tau: The Langevin step size factor (> 0).
             progress: Whether to show a progress bar.
+            sampler: ``"pc"`` (the paper's), ``"heun"``, ``"dpm2m"`` (DPM-Solver++(2M)) or
+                ``"sde-dpm2m"``; :func:`sda_lite.samplers.evaluations` counts the evaluations of
+                ``eps`` per sample.
         """
 
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        check(sampler)
         if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
             raise ValueError(f"steps={steps!r}: expected an integer >= 1")
         if (
@@ -173,19 +181,4 @@ class VPSDE(nn.Module):
             raise ValueError(f"tau={tau!r}: expected a finite number > 0")
 
         eps = self._eps if c is None else (lambda x, t: self.eps(x, t, c))
-        x = torch.randn((*shape, *self.shape), device=self.device)
-        time = torch.linspace(1, 0, steps + 1, device=self.device)
-
-        for t, s in tqdm(
-            zip(time[:-1], time[1:]), total=steps, disable=not progress, desc="sampling"
-        ):
-            r = self.mu(s) / self.mu(t)
-            x = r * x + (self.sigma(s) - r * self.sigma(t)) * eps(x, t)
-
-            for _ in range(corrections):
-                z = torch.randn_like(x)
-                e = eps(x, s)
-                delta = tau / e.square().mean(dim=self.dims, keepdim=True)
-                x = x - (delta * e + torch.sqrt(2 * delta) * z) * self.sigma(s)
-
-        return x
+        return sample(self, eps, shape, steps, corrections, tau, sampler, progress)

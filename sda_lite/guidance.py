@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from sda_lite.diffusion import VPSDE
+from sda_lite.samplers import check
 
 PRECISIONS = ("float32", "bfloat16")
 LIMIT = 4.0  # the largest move of A(x_hat) by a guidance step, in residuals (see Guidance._limit)
@@ -144,9 +145,10 @@ class Guidance(nn.Module):
     def _denoise(self, x: Tensor, t: Tensor, mu: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
         r"""Returns :math:`\epsilon(x(t), t)` and :math:`\hat{x} = (x(t) - \sigma \epsilon) / \mu`, in float32.
 
-        With a local prior and an ``A`` that reads few states, the whole trajectory is denoised without
-        a graph and only the windows of the observed states are evaluated again with one, so that the
-        vector-Jacobian products, whose cotangents live on the observed states, are exact and cheap.
+        With a local prior and an ``A`` that reads few states, only the windows of the observed states
+        are evaluated with a graph, the others without (each window once,
+        :meth:`~sda_lite.score.LocalScore.forward`), so that the vector-Jacobian products, whose
+        cotangents live on the observed states, are exact and cheap.
         """
 
         with torch.autocast(
@@ -155,19 +157,7 @@ class Guidance(nn.Module):
             if self.local is None:
                 eps = self.sde.eps(x, t)
             else:
-                axis, states, windows, index, position = self.local
-                p = x.dim() - len(self.sde.shape) + axis  # the time axis of x
-                with torch.no_grad():
-                    eps = self.sde.eps(x, t).to(x.dtype)
-                width = 2 * self.sde.eps.k + 1
-                sub = torch.stack(
-                    [x.narrow(p, j, width) for j in windows], dim=p
-                )  # (*batch, J, 2k+1, D)
-                tj = t if t.dim() == 0 else t[..., None].expand(*t.shape, len(windows))
-                e = self.sde.eps(sub, tj)[
-                    (slice(None),) * p + (index.to(x.device), position.to(x.device))
-                ]
-                eps = eps.index_copy(p, states.to(x.device), e.to(x.dtype))
+                eps = self.sde.eps(x, t, windows=self.local[2])  # LocalScore
         eps = eps.to(x.dtype)
         return eps, (x - sigma * eps) / mu
 
@@ -414,6 +404,7 @@ def assimilate(
     samples: int = 1,
     precision: str = "float32",
     progress: bool = True,
+    sampler: str = "pc",
 ) -> Tensor:
     r"""Draws posterior trajectories :math:`x \sim p(x \mid y)` under the diffusion ``prior``.
 
@@ -425,6 +416,8 @@ def assimilate(
         method: ``"sda"`` (uses ``gamma`` and ``limit``, the step limiter, off by default as in the
             paper), ``"dps"`` (uses ``zeta``) or ``"mmps"`` (uses ``iterations``).
         steps, corrections, tau: The predictor-corrector settings of :meth:`VPSDE.sample`.
+        sampler: The sampler of :mod:`sda_lite.samplers`: ``"pc"`` (the paper's, the default),
+            ``"heun"``, ``"dpm2m"`` or ``"sde-dpm2m"``.
         samples: The number of posterior samples per observation.
         precision: ``"float32"``, or ``"bfloat16"`` to run the network under autocast.
         progress: Whether to show a progress bar.
@@ -443,18 +436,21 @@ def assimilate(
         raise ValueError(f"method={method!r}: expected 'sda', 'dps' or 'mmps'")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples={samples!r}: expected an integer >= 1")
+    check(sampler)
 
-    sampler = VPSDE(guided, prior.shape, alpha=prior.alpha, eta=prior.eta).to(prior.device)
-    settings = {"method": method, "steps": steps, "corrections": corrections, "tau": tau}
+    posterior = VPSDE(guided, prior.shape, alpha=prior.alpha, eta=prior.eta).to(prior.device)
+    settings = {"method": method, "sampler": sampler, "steps": steps}
+    settings |= {"corrections": corrections, "tau": tau}
     settings |= {"sda": {"gamma": gamma, "limit": limit}, "dps": {"zeta": zeta},
                  "mmps": {"iterations": iterations}}[method]  # fmt: skip
     try:
-        x = sampler.sample(
+        x = posterior.sample(
             (samples, *guided.y_batch),
             steps=steps,
             corrections=corrections,
             tau=tau,
             progress=progress,
+            sampler=sampler,
         )
     except torch.linalg.LinAlgError as error:  # MMPS's solve, on overflowing values
         x = torch.full((samples, *guided.y_batch, *prior.shape), float("nan"))

@@ -70,6 +70,13 @@ class ResMLP(nn.Module):
     does at large :math:`t` (:math:`\epsilon(x(t), t) \approx x(t)`); a final LayerNorm would cap
     it and the sampler would blow up the rare large noise draws.
 
+    A ``y`` shared by every row, ``(mod_features,)`` (one diffusion time for a whole batch, as while
+    sampling), takes a faster path with the same result up to float rounding: the modulation is
+    folded into the first layer of each block,
+    :math:`W_1 [z \odot (1 + a) + b] = (W_1 \operatorname{diag}(1 + a)) z + W_1 b`, and the head's
+    :math:`y` columns into its bias, once per call instead of once per row; without autograd
+    (``torch.no_grad``), the blocks also work in place. Under autocast the per-row path runs.
+
     Arguments:
         in_features: The number of input features.
         out_features: The number of output features.
@@ -113,6 +120,8 @@ class ResMLP(nn.Module):
                 raise ValueError(
                     f"expected y of shape (*batch, {self.mod_features}), got {None if y is None else tuple(y.shape)}"
                 )
+            if y.dim() == 1 and not torch.is_autocast_enabled(x.device.type):
+                return self._shared(x, y)  # (autocast: the per-row path, whose ops it knows)
             batch = torch.broadcast_shapes(x.shape[:-1], y.shape[:-1])
             h = self.head(torch.cat((x.expand(*batch, -1), y.expand(*batch, -1)), dim=-1))
         else:
@@ -120,6 +129,17 @@ class ResMLP(nn.Module):
         for block in self.blocks:
             h = block(h, y)
         return self.tail(h)
+
+    def _shared(self, x: Tensor, y: Tensor) -> Tensor:
+        r"""The forward pass for one ``y: (mod_features,)`` shared by all rows of ``x: (*batch, in)``."""
+
+        inplace = not torch.is_grad_enabled()
+        n = x.shape[-1]
+        weight, bias = self.head.weight, self.head.bias
+        h = torch.addmm(torch.addmv(bias, weight[:, n:], y), x.reshape(-1, n), weight[:, :n].T)
+        for block in self.blocks:
+            h = block.shared(h, y, inplace)
+        return self.tail(h).reshape(*x.shape[:-1], -1)
 
 
 class _Block(nn.Module):
@@ -149,6 +169,21 @@ class _Block(nn.Module):
                 a, b = (v.reshape(v.shape + (1,) * self.spatial) for v in (a, b))
             z = z * (1 + a) + b
         return h + self.f(z)
+
+    def shared(self, h: Tensor, y: Tensor, inplace: bool) -> Tensor:
+        r"""The block of an MLP (``spatial = 0``) for ``h: (N, C)`` and one ``y: (mod_features,)``
+        shared by all rows, its modulation folded into the first layer; ``inplace``: ``h`` is
+        overwritten (no autograd)."""
+
+        first, second = self.f[0], self.f[2]
+        weight, bias = first.weight, first.bias
+        if self.modulation is not None:
+            a, b = self.modulation(y).chunk(2, dim=-1)
+            weight, bias = weight * (1 + a), torch.addmv(bias, weight, b)
+        u = torch.addmm(bias, F.layer_norm(h, h.shape[-1:]), weight.T)
+        if inplace:
+            return h.addmm_(F.silu(u, inplace=True), second.weight.T).add_(second.bias)
+        return h + second(F.silu(u))
 
 
 class UNet(nn.Module):

@@ -282,7 +282,7 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
     if kind == "local":
         if "k" not in config:
             raise ValueError(
-                f"a local prior config needs 'k' (the Markov order), got keys {sorted(config)}"
+                f"a local prior config needs 'k' (the window half-width), got keys {sorted(config)}"
             )
         shape = (2 * config["k"] + 1, config["features"])
         net = LocalScoreNet(**net_args, **schedule)
@@ -296,7 +296,7 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
     elif kind == "field":
         if "k" not in config or "grid" not in config:
             raise ValueError(
-                f"a field prior config needs 'k' (the Markov order) and 'grid' (H = W), got keys {sorted(config)}"
+                f"a field prior config needs 'k' (the window half-width) and 'grid' (H = W), got keys {sorted(config)}"
             )
         shape = (2 * config["k"] + 1, config["features"], config["grid"], config["grid"])
         net_args.pop("gaussian", None)  # where the statistics of the Gaussian part come from
@@ -342,7 +342,9 @@ def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
 
 def verify_checkpoint(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any], VPSDE]:
     r"""Reads and checks the checkpoint of a prior: ``(meta, state, sde)``, ``sde`` the prior built
-    from the stored config (with its raw, not EMA, weights loaded).
+    from the stored config (with its raw, not EMA, weights loaded). The caller's random state is
+    untouched, so that what follows a load draws the same numbers wherever the checkpoint lies
+    (in ``data_dir()`` or shipped, checked once or twice).
 
     Raises:
         FileNotFoundError: When ``directory`` holds no checkpoint.
@@ -359,7 +361,8 @@ def verify_checkpoint(directory: str | Path) -> tuple[dict[str, Any], dict[str, 
     check_meta(meta, directory)
     recover = f"retrain it with 'sda-lite train --overwrite --out {directory}' or delete it"
     try:
-        sde = build_prior(meta["model"])
+        with torch.random.fork_rng():  # the weights are overwritten: leave the caller's RNG alone
+            sde = build_prior(meta["model"])
     except ValueError as error:
         raise ValueError(
             f"checkpoint file {str(directory / CONFIG)!r}: {error}; {recover}"

@@ -139,6 +139,12 @@ class LocalScore(nn.Module):
     the centre of the window's prediction, the first and last :math:`k` states take the edges of
     the first and last windows (:func:`fold`).
 
+    A guidance differentiates :math:`\epsilon` only along cotangents on the observed states,
+    which window :math:`j` alone produces for state :math:`i`: ``windows`` names the windows to
+    evaluate with autograd; the others are evaluated without a graph (in the network's faster
+    inference mode, each window once). The vector-Jacobian products of the result are then exact
+    for cotangents on the states that these windows produce, and zero for the other states.
+
     Arguments:
         net: A window noise predictor ``net(w, t)``, ``w: (N, 2k+1, D)``, ``t: (N)``; for instance
             a :class:`LocalScoreNet` or the exact :class:`GaussianEps` of the window marginal.
@@ -147,7 +153,7 @@ class LocalScore(nn.Module):
 
     Shapes:
         ``x: (*batch, L, D)`` with ``L >= 2k + 1``, ``t`` a scalar or broadcastable to ``batch``,
-        in :math:`[0, 1]` -> ``(*batch, L, D)``.
+        in :math:`[0, 1]`, ``windows`` indices in ``[0, L - 2k)`` -> ``(*batch, L, D)``.
     """
 
     def __init__(
@@ -159,20 +165,49 @@ class LocalScore(nn.Module):
         _check_k(k)
         self.net, self.k, self.dim = net, k, dim
 
-    def forward(self, x: Tensor, t: Tensor | float) -> Tensor:
+    def forward(
+        self, x: Tensor, t: Tensor | float, windows: Sequence[int] | Tensor | None = None
+    ) -> Tensor:
         w = unfold(x, self.k, self.dim)  # (*batch, W, 2k+1, D)
         p = _axis(x, self.dim)
-        batch, event = w.shape[: p + 1], w.shape[p + 1 :]
+        batch = w.shape[: p + 1]
         t = _time(t, x)
         if t.dim() > 0:  # one time per trajectory: repeat it for each of its windows
             try:
-                t = torch.broadcast_to(t[..., None], batch).reshape(-1)
+                t = torch.broadcast_to(t[..., None], batch)
             except RuntimeError:
                 raise ValueError(
                     f"t of shape {tuple(t.shape)} does not broadcast to the batch shape {tuple(batch[:-1])} of x"
                 ) from None
-        eps = self.net(w.reshape(-1, *event), t)
-        return fold(eps.reshape(w.shape), self.k, self.dim)
+        if windows is None:
+            return fold(self._windows(w, t), self.k, self.dim)
+
+        j = torch.as_tensor(windows, dtype=torch.long, device=x.device).reshape(-1)
+        W = w.shape[p]
+        if j.numel() == 0 or j.min() < 0 or j.max() >= W or j.unique().numel() != j.numel():
+            raise ValueError(
+                f"windows={j.tolist()}: expected distinct window indices in [0, {W}) (L={x.shape[p]}, k={self.k})"
+            )
+        keep = torch.ones(W, dtype=torch.bool, device=x.device)
+        keep[j] = False
+        rest = keep.nonzero()[:, 0]
+        if rest.numel() == 0:
+            return fold(self._windows(w, t), self.k, self.dim)
+        pick = lambda v, i: v if v.dim() == 0 else v.index_select(-1, i)  # noqa: E731
+        with torch.no_grad():
+            e_rest = self._windows(w.index_select(p, rest), pick(t, rest))
+        e_grad = self._windows(w.index_select(p, j), pick(t, j))
+        order = torch.argsort(torch.cat((j, rest)))
+        eps = torch.cat((e_grad, e_rest), dim=p).index_select(p, order)
+        return fold(eps, self.k, self.dim)
+
+    def _windows(self, w: Tensor, t: Tensor) -> Tensor:
+        r"""The predictions of windows ``w: (*batch, W, 2k+1, *event)``, in one batched call."""
+
+        p = w.dim() - 1 + self.dim  # the window axis
+        event = w.shape[p + 1 :]
+        eps = self.net(w.reshape(-1, *event), t.reshape(-1) if t.dim() > 0 else t)
+        return eps.reshape(w.shape)
 
 
 class LocalScoreNet(_VParametrised):

@@ -12,6 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sda_lite"
 GENERIC = {
+    "calibration",
     "chain",
     "checkpoints",
     "config",
@@ -27,12 +28,14 @@ GENERIC = {
     "plots",
     "priors",
     "reproduction",
+    "samplers",
     "schedule",
     "score",
+    "spacetime",
     "training",
     "windows",
 }
-SYSTEMS = {"lorenz", "linear", "kolmogorov", "scenarios"}
+SYSTEMS = {"lorenz", "lorenz96", "linear", "kolmogorov", "scenarios"}
 TOP = {
     "cli",
     "__main__",

@@ -9,14 +9,17 @@ from hypothesis import strategies as st
 
 from sda_lite.baselines import (
     Deterministic,
+    Localisation,
     _resample,
     bootstrap_filter,
     enkf,
     enks,
     fourdvar,
+    gaspari_cohn,
     kalman_smoother,
     particle_filter,
 )
+from sda_lite.chain import MarkovChain
 from sda_lite.dynamics import LinearGaussian, NoisyLorenz63
 
 L, EVERY, STD = 21, 2, 0.3
@@ -175,6 +178,93 @@ def test_inflation_widens_the_ensemble(problem):
         for f in (1.0, 1.2)
     ]
     assert (runs[1][:, -1].std(0) > 1.1 * runs[0][:, -1].std(0)).all()
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_localisation_of_ones_is_the_plain_update(problem, smooth):
+    chain, y, _, _ = problem
+    x0 = chain.prior((20,), generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    ones = Localisation(torch.ones(2, 1), torch.ones(1, 1))
+    runs = [
+        enkf(
+            chain,
+            y,
+            A,
+            STD,
+            every=EVERY,
+            x0=x0,
+            inflation=1.1,
+            smooth=smooth,
+            generator=torch.Generator().manual_seed(6),
+            progress=False,
+            localisation=loc,
+        )
+        for loc in (None, ones)
+    ]
+    torch.testing.assert_close(runs[0], runs[1])
+
+
+class _Walks(MarkovChain):
+    r"""``D`` independent Gaussian random walks: no variable tells anything about another."""
+
+    D = 3
+
+    def prior(self, shape=(), generator=None):
+        return torch.randn(*shape, self.D, generator=generator, dtype=torch.float64)
+
+    def transition(self, x, generator=None):
+        return x + torch.randn(x.shape, generator=generator, dtype=x.dtype)
+
+    def log_prob(self, x_prev, x_next):
+        return torch.distributions.Normal(x_prev, 1.0).log_prob(x_next).sum(-1)
+
+
+def test_localisation_cuts_spurious_covariances():
+    chain, y = _Walks(), torch.tensor([[3.0]], dtype=torch.float64)
+
+    def first(x):
+        return x[..., :1]
+
+    x0 = chain.prior((5,), generator=torch.Generator().manual_seed(0))
+    taper = Localisation(torch.tensor([[1.0], [0.0], [0.5]]), torch.ones(1, 1))
+    plain, local = (
+        enkf(
+            chain,
+            y,
+            first,
+            1.0,
+            x0=x0,
+            generator=torch.Generator().manual_seed(1),
+            progress=False,
+            localisation=loc,
+        )[:, 0]
+        for loc in (None, taper)
+    )
+    # with 5 members, the sample covariances of x_1 and x_2 with x_0 are not zero
+    assert ((plain - x0)[:, 1:].abs() > 1e-3).all()
+    assert torch.equal(local[:, 1], x0[:, 1])  # tapered to zero: left alone
+    torch.testing.assert_close(local[:, 0], plain[:, 0])  # the observed variable as before
+    torch.testing.assert_close(local[:, 2] - x0[:, 2], (plain[:, 2] - x0[:, 2]) / 2)
+    with pytest.raises(ValueError, match=r"expected xy \(3, 1\) and yy \(1, 1\)"):
+        enkf(chain, y, first, 1.0, x0=x0, progress=False, localisation=(torch.ones(2, 1),) * 2)
+
+
+def test_gaspari_cohn_values():
+    z = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    rho = gaspari_cohn(2 * z, 2.0)
+    assert rho[0] == 1 and rho[-2:].abs().max() < 1e-12
+    assert math.isclose(rho[2].item(), 5 / 24, rel_tol=1e-12)
+    # the first branch at 1/2 and the second at 3/2, by hand
+    assert math.isclose(rho[1].item(), 1 - 1 / 128 + 1 / 32 + 5 / 64 - 5 / 12, rel_tol=1e-12)
+    outer = 1.5**5 / 12 - 1.5**4 / 2 + 5 * 1.5**3 / 8 + 5 * 1.5**2 / 3 - 7.5 + 4 - 2 / 4.5
+    assert math.isclose(rho[3].item(), outer, rel_tol=1e-12)
+    # continuous and decreasing
+    r = gaspari_cohn(torch.linspace(0, 5, 5001), 2.0)
+    assert (r.diff() <= 1e-15).all() and r.diff().abs().max() < 1e-3
+    with pytest.raises(ValueError, match="c=0"):
+        gaspari_cohn(torch.ones(3), 0)
+    with pytest.raises(ValueError, match="negative"):
+        gaspari_cohn(-torch.ones(3), 1.0)
 
 
 def test_fourdvar_converges_to_the_posterior_mode(problem):

@@ -11,6 +11,10 @@ Every *lesson* (a ``book/*.md`` with a jupytext header, except the engineering c
 * starts each hidden self-check cell (tag ``remove-cell``) with a one-line comment saying what it
   checks, and collapses it in JupyterLab (``jupyter: {source_hidden: true}``).
 
+Every *executable* chapter (a ``book/*.md`` with a jupytext header, lessons and the engineering
+chapter alike) keeps the lines of its code cells within 88 characters, so that the HTML book clips
+none of them.
+
 A failure names the file and the line. The checks read the Markdown sources only: no kernel, no
 build, a fraction of a second.
 """
@@ -21,12 +25,13 @@ from pathlib import Path
 import pytest
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
-NOT_LESSONS = {"beyond_the_notebook.md", "api.md", "execution.md"}
-LESSONS = sorted(
-    p.name
-    for p in BOOK.glob("*.md")
-    if p.name not in NOT_LESSONS and p.read_text(encoding="utf-8").startswith("---\njupytext:")
+NOT_LESSONS = {"beyond_the_notebook.md", "api.md", "execution.md", "performance.md"}
+EXECUTABLE = sorted(
+    p.name for p in BOOK.glob("*.md") if p.read_text(encoding="utf-8").startswith("---\njupytext:")
 )
+LESSONS = [name for name in EXECUTABLE if name not in NOT_LESSONS]
+# The HTML book shows a code cell in a box about 88 characters wide; longer lines are clipped.
+CODE_WIDTH = 88
 
 # Engineering talk, matched in prose and in code comments (not in code itself, where a variable may
 # be called ``target``). Each pattern has a name for the failure message.
@@ -157,3 +162,18 @@ def test_hidden_checks_are_commented_and_collapsed(name):
                 f"book/{name}:{start + offset}: a remove-cell not starting with a '# ...' comment"
             )
     assert not bad, "hidden self-checks:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("name", EXECUTABLE)
+def test_code_lines_are_short(name):
+    long = []
+    for kind, start, lines in _read(name):
+        if kind != "code":
+            continue
+        for n, line in enumerate(lines):
+            if len(line) > CODE_WIDTH:
+                long.append(f"book/{name}:{start + n}: {len(line)} characters: {line.strip()[:60]}")
+    assert not long, (
+        f"code lines longer than {CODE_WIDTH} characters (split them, or name an intermediate):\n"
+        + "\n".join(long)
+    )

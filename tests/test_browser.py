@@ -4,9 +4,10 @@ Every page renders (a title and a heading), no image is missing (``naturalWidth 
 is typeset by the book's own MathJax (no network needed) without any MathJax error (a file that
 failed to load, a missing font, a TeX error, a "Math Processing Error"), no widget is
 left as an empty "requires a kernel" box, and no internal link is broken. Screenshots of a chapter
-and of a panel's static figure go to ``book/_build/screenshots/``.
+and of a panel's static figure go to ``screenshots/`` beside the HTML folder.
 
-Needs the HTML build (``book/_build/html``, or ``$SDA_BOOK_HTML``), Debian's ``chromium`` and
+Needs the HTML build (``$SDA_BOOK_HTML``, as ``make browser`` sets it, else that of ``$SDA_SCALE``
+(default ``ci``): ``book/_build/<scale>/_build/html``), Debian's ``chromium`` and
 ``chromium-driver`` and the ``selenium`` package; without them the tests skip, unless
 ``SDA_REQUIRE_BROWSER=1`` (as in CI), where they fail.
 """
@@ -22,7 +23,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = Path(os.environ.get("SDA_BOOK_HTML", ROOT / "book" / "_build" / "html"))
+SCALE = os.environ.get("SDA_SCALE", "ci")
+HTML = Path(os.environ.get("SDA_BOOK_HTML", ROOT / "book" / "_build" / SCALE / "_build" / "html"))
 SCREENSHOTS = HTML.parent / "screenshots"
 CHROMIUM, CHROMEDRIVER = (
     shutil.which("chromium") or "/usr/bin/chromium",
@@ -33,7 +35,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def _missing() -> str | None:
     if not (HTML / "index.html").exists():
-        return f"no HTML build at {HTML} (make book)"
+        return f"no HTML build at {HTML} (make browser, or SDA_SCALE={SCALE} make book)"
     for path in (CHROMIUM, CHROMEDRIVER):
         if not Path(path).exists():
             return f"{path} not found (apt-get install chromium chromium-driver)"

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from sda_lite.config import data_dir, device, pick, scale
+import sda_lite.config as config
+from sda_lite.config import data_dir, device, native_bfloat16, pick, precision, scale
 
 
 def test_default_scale_is_cpu(monkeypatch):
@@ -49,3 +50,61 @@ def test_device_computes():
 def test_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("SDA_DATA", str(tmp_path / "d"))
     assert data_dir() == tmp_path / "d" and data_dir().is_dir()
+
+
+@pytest.fixture
+def cpu(monkeypatch, tmp_path):
+    r"""A fake ``/proc/cpuinfo``: ``cpu(text)`` writes it; the decision cache is cleared around."""
+
+    native_bfloat16.cache_clear()
+    yield lambda text: (tmp_path / "cpuinfo").write_text(text)
+    native_bfloat16.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "flags, native",
+    [
+        ("fpu sse2 avx2 fma", False),
+        ("avx2 avx512f avx512_bf16", True),
+        ("avx2 amx_bf16 amx_tile", True),
+    ],
+)
+def test_native_bfloat16_from_cpu_flags(monkeypatch, tmp_path, cpu, flags, native):
+    r"""x86: the flags decide, without timing anything (AVX2 alone: emulated, slow)."""
+
+    cpu(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(config, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(config, "_probe", lambda: pytest.fail("the flags should decide"))
+    assert native_bfloat16("cpu") is native
+    assert precision("bfloat16", "cpu") == ("bfloat16" if native else "float32")
+    assert precision("float32", "cpu") == "float32"
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_native_bfloat16_probes_without_flags(monkeypatch, tmp_path, cpu, fast):
+    r"""No x86 flags (another architecture, no /proc): the timing probe decides, once."""
+
+    calls = []
+    monkeypatch.setattr(config, "CPUINFO", tmp_path / "missing")
+    monkeypatch.setattr(config, "_probe", lambda: calls.append(1) or fast)
+    assert native_bfloat16("cpu") is fast and native_bfloat16("cpu") is fast
+    assert len(calls) == 1
+    cpu("processor\t: 0\nFeatures\t: fp asimd bf16\n")  # an ARM cpuinfo has no 'flags' line
+    monkeypatch.setattr(config, "CPUINFO", tmp_path / "cpuinfo")
+    native_bfloat16.cache_clear()
+    assert native_bfloat16("cpu") is fast and len(calls) == 2
+
+
+def test_probe_compares_the_two_precisions():
+    r"""The probe returns a bool and leaves the thread count as it found it."""
+
+    threads = torch.get_num_threads()
+    assert isinstance(config._probe(n=16, repeats=2), bool)
+    assert torch.get_num_threads() == threads
+
+
+def test_precision_rejects_unknown_names():
+    with pytest.raises(ValueError, match="'float16'.*float32.*bfloat16"):
+        precision("float16")
+    with pytest.raises(ValueError, match="'tpu'.*'cpu' or 'cuda'"):
+        native_bfloat16("tpu")

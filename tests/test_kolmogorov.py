@@ -406,3 +406,78 @@ def test_gaussian_part_is_the_exact_predictor_of_a_stationary_gaussian():
     )  # F = 0: eps is the Gaussian part alone
     with pytest.raises(ValueError, match="expected mean"):
         net.fit(mean[0], cov)
+
+
+def test_gaussian_only_keeps_the_statistics_and_drops_the_network():
+    from sda_lite.kolmogorov import field_statistics, gaussian_only
+    from sda_lite.priors import build_prior
+
+    config = {**FIELD, "grid": 8}
+    prior = build_prior(config)
+    mean, cov = field_statistics(torch.randn(4, 6, 2, 8, 8).cumsum(1), config["k"])
+    prior.eps.fit(mean, cov)
+    for p in prior.eps.unet.parameters():  # a "trained" network: F_phi != 0
+        p.data.normal_(0, 0.1)
+    gaussian = gaussian_only(prior)
+    x, t = torch.randn(3, 3, 2, 8, 8), torch.rand(3)
+    assert torch.allclose(gaussian.eps(x, t), prior.eps.gaussian(x, t), atol=1e-5)
+    assert not torch.allclose(prior.eps(x, t), gaussian.eps(x, t), atol=1e-3)
+    with pytest.raises(ValueError, match="Gaussian part"):
+        gaussian_only(build_prior({"kind": "local", "features": 3, "k": 1}))
+
+
+def test_prior_data_is_the_dataset_of_the_scale_or_its_own(tmp_path, monkeypatch):
+    import json
+
+    import sda_lite.kolmogorov.prior as prior_module
+
+    calls = []
+    monkeypatch.setattr(
+        prior_module, "ensure_kolmogorov", lambda *a, **kw: calls.append((a, kw)) or "file"
+    )
+    monkeypatch.setattr(prior_module, "data_dir", lambda: tmp_path)
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    entry = {"model": {}, "train": {}}
+    (configs / "kolmogorov.json").write_text(
+        json.dumps({"ci": entry, "cpu": {**entry, "data": {"trajectories": 512, "seed": 7}},
+                    "full": {**entry, "data": {"frames": 3}}})
+    )  # fmt: skip
+    monkeypatch.setattr(prior_module, "CONFIGS", configs)
+    assert prior_module.prior_data("ci") == "file" and calls[-1][1]["scale_name"] == "ci"
+    prior_module.prior_data("cpu", progress=False)
+    (path, scale), kw = calls[-1]
+    assert path == tmp_path / "kolmogorov_cpu_prior.h5" and scale == "cpu"
+    assert kw == {"progress": False, "trajectories": 512, "seed": 7}
+    with pytest.raises(ValueError, match="'frames'"):
+        prior_module.prior_data("full")
+
+
+def test_the_prior_never_trains_on_the_truths_of_its_scale():
+    import json
+
+    from sda_lite.priors import CONFIGS
+
+    for scale, entry in json.loads((CONFIGS / "kolmogorov.json").read_text()).items():
+        seed = entry.get("data", {}).get("seed", 0)
+        n = kolmogorov_sizes(scale)["trajectories"]
+        assert seed == 0 or seed >= n, scale  # other seeds than those of the scale's dataset
+
+
+def test_the_shipped_cpu_prior_loads_without_data(tmp_path, monkeypatch):
+    r"""At ``cpu`` scale the book loads the shipped prior: no dataset generated, nothing trained, and
+    its Gaussian part (the statistics of its training data) comes with the checkpoint."""
+
+    import sda_lite.kolmogorov.prior as prior_module
+    from sda_lite.checkpoints import SHIPPED
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("loading the shipped prior must not need a dataset")
+
+    monkeypatch.setenv("SDA_DATA", str(tmp_path))
+    monkeypatch.setattr(prior_module, "ensure_kolmogorov", no_data)
+    prior = prior_module.kolmogorov_prior("cpu", progress=False)
+    assert not any(tmp_path.iterdir())  # nothing written
+    assert prior.eps.lam.std() > 0 and prior.eps.mean.abs().max() > 0  # a fitted Gaussian part
+    size = sum(f.stat().st_size for f in (SHIPPED / "kolmogorov_cpu").iterdir())
+    assert size <= 20 * 2**20, size

@@ -29,6 +29,40 @@ def test_res_mlp_shapes_and_broadcast():
     assert ResMLP(6, 4, width=16, depth=0)(x).shape == (5, 2, 4)
 
 
+@pytest.mark.parametrize("grad", [False, True])
+def test_res_mlp_shared_modulation_path_matches_the_general_one(grad):
+    r"""One ``y`` for all rows (the folded, and without autograd in-place, path) computes what
+    the per-row path computes, values and input gradients, and leaves its inputs unchanged."""
+
+    torch.manual_seed(0)
+    net = randomise(ResMLP(6, 4, width=32, depth=3, mod_features=8))
+    x, y = torch.randn(7, 6), torch.randn(8)
+    x0 = x.clone()
+    with torch.set_grad_enabled(grad):
+        xs = x.clone().requires_grad_(grad)
+        shared, general = net(xs, y), net(xs, y.expand(7, 8))
+    assert torch.allclose(shared, general, atol=1e-5) and torch.equal(x, x0)
+    assert shared.requires_grad == grad
+    if grad:
+        v = torch.randn(7, 4)
+        (a,) = torch.autograd.grad(shared, xs, v, retain_graph=True)
+        (b,) = torch.autograd.grad(general, xs, v)
+        assert torch.allclose(a, b, atol=1e-5)
+        shared.square().sum().backward()  # the parameters too, through the folded weights
+        assert all(p.grad is not None for p in net.parameters())
+
+
+def test_res_mlp_shared_modulation_under_autocast():
+    r"""Under bfloat16 autocast a shared ``y`` runs (the per-row path) and stays close to float32."""
+
+    net = randomise(ResMLP(6, 4, width=32, depth=2, mod_features=8))
+    x, y = torch.randn(5, 6), torch.randn(8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        low = net(x, y)
+    assert low.dtype == torch.bfloat16
+    assert torch.allclose(low.float(), net(x, y), rtol=0.1, atol=0.1)
+
+
 def test_res_mlp_modulation_changes_output():
     net = randomise(ResMLP(3, 3, width=16, depth=2, mod_features=4))
     x = torch.randn(7, 3)

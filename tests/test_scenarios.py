@@ -262,3 +262,21 @@ def test_rollout(monkeypatch):
     assert (simulated - x).abs().mean() < x.abs().mean()  # near the true trajectory it came from
     with pytest.raises(ValueError, match="simulation grid 32 is not a multiple of the 12x12"):
         scenarios.rollout(torch.zeros(3, 2, 12, 12))
+
+
+def test_step_error(monkeypatch):
+    import sda_lite.kolmogorov.scenarios as scenarios
+    from sda_lite.kolmogorov import KolmogorovFlow, coarsen, upsample
+
+    monkeypatch.setattr(scenarios, "kolmogorov_sizes", lambda scale=None: {"size": 32})
+    flow = KolmogorovFlow(size=32)
+    fine = flow.trajectory(flow.prior((2,), generator=torch.Generator().manual_seed(1)), 8)
+    x = coarsen(fine[:, 4:], 2)  # (2, 4, 2, 16, 16), past the first states
+    e = scenarios.step_error(x)
+    assert e.shape == (2, 3) and torch.isfinite(e).all()
+    by_hand = coarsen(flow.transition(upsample(x[:, 1], 2)), 2) - x[:, 2]
+    assert torch.allclose(e[:, 1], by_hand.square().mean((-3, -2, -1)).sqrt(), atol=1e-5)
+    mixed = torch.stack([x[i % 2, i] for i in range(4)])[None]  # each state from the other run
+    assert scenarios.step_error(mixed).mean() > 2 * e.mean()  # not the dynamics
+    with pytest.raises(ValueError, match="L >= 2"):
+        scenarios.step_error(x[:, :1])

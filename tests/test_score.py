@@ -76,6 +76,41 @@ def test_local_score_equals_per_window_evaluation():
     assert torch.allclose(score(x, 0.3), score(x, torch.full((4,), 0.3)), atol=1e-6)
 
 
+@pytest.mark.parametrize("per_trajectory_t", [False, True])
+def test_local_score_differentiates_only_the_named_windows(per_trajectory_t):
+    r"""``windows=``: the same values; the same VJP for cotangents on the states that the named
+    windows produce (first k states: window 0, centres, last k states: the last window), and
+    none through the other windows."""
+
+    torch.manual_seed(0)
+    k, L, D = 2, 13, 3
+    score = LocalScore(randomise(LocalScoreNet(D, k, width=32, depth=2, embedding=8)))
+    x = torch.randn(4, L, D, requires_grad=True)
+    t = torch.rand(4) if per_trajectory_t else torch.tensor(0.4)
+    windows = [0, 4, 8]  # they produce the states 0, 1, 2 (window 0), 6 and 10 (centres)
+    states = [0, 1, 2, 6, 10]
+    v = torch.zeros(4, L, D)
+    v[:, states] = torch.randn(4, len(states), D)
+    full, part = score(x, t), score(x, t, windows=windows)
+    assert torch.allclose(full, part, atol=1e-6)
+    (g_full,) = torch.autograd.grad(full, x, v)
+    (g_part,) = torch.autograd.grad(part, x, v)
+    assert torch.allclose(g_full, g_part, atol=1e-6) and g_full.abs().max() > 0
+    u = torch.zeros(4, L, D)
+    u[:, 4] = 1.0  # the centre of window 2, not named
+    (g,) = torch.autograd.grad(score(x, t, windows=windows), x, u)
+    assert (g == 0).all()
+    assert torch.allclose(score(x, t, windows=range(L - 2 * k)), full, atol=1e-6)
+
+
+def test_local_score_bad_windows():
+    score = LocalScore(LocalScoreNet(2, 1, width=16, depth=1))
+    x = torch.randn(3, 8, 2)
+    for windows in ([], [6], [-1], [1, 1]):
+        with pytest.raises(ValueError, match=r"distinct window indices in \[0, 6\)"):
+            score(x, 0.5, windows=windows)
+
+
 def test_local_score_bad_input():
     score = LocalScore(LocalScoreNet(2, 2, width=16, depth=1))
     with pytest.raises(ValueError, match="L=4 is shorter"):

@@ -542,3 +542,20 @@ def test_lorenz_configs_match_checkpoints(tmp_path, monkeypatch):
         assert {key: meta["train"][key] for key in schedule} == schedule, directory
         assert meta["progress"]["epoch"] == schedule["epochs"], directory  # finished
         assert T.checkpoint(directory.name, model, schedule) == directory
+
+
+def test_loading_a_prior_leaves_the_random_state_alone(shipped, tmp_path):
+    r"""What follows a load draws the same numbers whether the checkpoint is shipped or local (a
+    local one is verified once more), so a fresh data directory gives the developer's figures."""
+
+    schedule = {"epochs": 2, "batch_size": 16}
+    torch.manual_seed(0)
+    ensure_prior("tiny", LOCAL, schedule, data=windows, progress=False)  # the shipped one
+    from_shipped = torch.rand(4)
+    shutil.copytree(shipped, tmp_path / "data" / "tiny")
+    torch.manual_seed(0)
+    ensure_prior("tiny", LOCAL, schedule, data=windows, progress=False)  # the local copy
+    assert torch.equal(torch.rand(4), from_shipped)
+    torch.manual_seed(0)
+    T.load_prior(shipped)
+    assert torch.equal(torch.rand(4), from_shipped)

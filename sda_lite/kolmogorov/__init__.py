@@ -2,8 +2,10 @@ r"""Kolmogorov flow: the system of the paper's second experiment, one module per
 
 * :mod:`~sda_lite.kolmogorov.flow`: :class:`KolmogorovFlow`, the jax-cfd simulator as a Markov chain;
 * :mod:`~sda_lite.kolmogorov.data`: the datasets of each scale, simulated in parallel, resumable;
-* :mod:`~sda_lite.kolmogorov.prior`: windows, their statistics (the Gaussian part) and the prior recipe;
-* :mod:`~sda_lite.kolmogorov.scenarios`: the paper's six observation scenarios and the forward check;
+* :mod:`~sda_lite.kolmogorov.prior`: the prior's dataset, windows, their statistics (the Gaussian
+  part) and the prior recipe;
+* :mod:`~sda_lite.kolmogorov.scenarios`: the paper's six observation scenarios and the forward
+  checks (rollout, one-step error);
 * :mod:`~sda_lite.kolmogorov.plots`: vorticity figures.
 
 Layout of a state ``x: (*batch, 2, H, W)``: channel 0 is :math:`u_x`, channel 1 is :math:`u_y`; axis
@@ -31,9 +33,12 @@ from sda_lite.kolmogorov.flow import KolmogorovFlow, _jax  # noqa: F401
 from sda_lite.kolmogorov.plots import plot_vorticity  # noqa: F401
 from sda_lite.kolmogorov.prior import (  # noqa: F401
     field_statistics,
+    gaussian_only,
     gaussian_part,
     kolmogorov_prior,
     kolmogorov_windows,
+    prior_data,
+    prior_windows,
     window_statistics,
 )
 from sda_lite.windows import FieldWindows  # noqa: F401
@@ -46,12 +51,15 @@ __all__ = [
     "energy_spectrum",
     "ensure_kolmogorov",
     "field_statistics",
+    "gaussian_only",
     "gaussian_part",
     "generate_kolmogorov",
     "kolmogorov_prior",
     "kolmogorov_sizes",
     "kolmogorov_windows",
     "plot_vorticity",
+    "prior_data",
+    "prior_windows",
     "split_sizes",
     "upsample",
     "vorticity",

@@ -3,17 +3,47 @@ r"""The Kolmogorov prior: windows of the dataset, their statistics (the Gaussian
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from sda_lite.config import data_dir
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.io import load
 from sda_lite.kolmogorov.data import ensure_kolmogorov
-from sda_lite.priors import ensure_prior, load_configs
+from sda_lite.priors import CONFIGS, build_prior, ensure_prior, load_configs
 from sda_lite.windows import FieldWindows
+
+DATA_KEYS = ("trajectories", "seed", "burn", "length")
+
+
+def prior_data(scale_name: str | None = None, progress: bool = True) -> Path:
+    r"""The dataset the Kolmogorov prior of a scale trains on (generated when missing).
+
+    By default the scale's own dataset (:func:`~sda_lite.kolmogorov.ensure_kolmogorov`), whose
+    training split the prior sees. A scale whose entry in ``sda_lite/configs/kolmogorov.json``
+    has a ``"data"`` mapping (keys among ``trajectories``, ``seed``, ``burn``, ``length``) trains
+    on a dataset of its own, ``data_dir() / f"kolmogorov_{scale}_prior.h5"``: more trajectories,
+    drawn from other seeds than the scale's dataset, so that every split of the latter (the truths
+    the chapters assimilate) stays unseen by the prior. ``progress`` shows the generation's bar.
+    """
+
+    scale_name = get_scale(scale_name)
+    extra = json.loads((CONFIGS / "kolmogorov.json").read_text())[scale_name].get("data")
+    if not extra:
+        return ensure_kolmogorov(scale_name=scale_name, progress=progress)
+    unknown = set(extra) - set(DATA_KEYS)
+    if unknown:
+        raise ValueError(
+            f"kolmogorov.json[{scale_name!r}]['data'] has {sorted(unknown)}: expected keys among "
+            f"{list(DATA_KEYS)}"
+        )
+    path = data_dir() / f"kolmogorov_{scale_name}_prior.h5"
+    return ensure_kolmogorov(path, scale_name, progress=progress, **extra)
 
 
 def kolmogorov_windows(
@@ -33,10 +63,17 @@ def kolmogorov_windows(
     )
 
 
+def prior_windows(scale_name: str | None = None, k: int = 2) -> FieldWindows:
+    r"""The training windows of the prior of a scale: :func:`kolmogorov_windows` of
+    :func:`prior_data`'s training split, ``(2k + 1, 2, H, W)``."""
+
+    return FieldWindows(load(prior_data(scale_name), "train"), 2 * k + 1)
+
+
 @functools.lru_cache(maxsize=4)
 def window_statistics(scale_name: str | None = None, k: int = 2) -> tuple[Tensor, Tensor]:
-    r"""The mean and the stationary covariance of the windows of the Kolmogorov dataset of a scale:
-    the Gaussian part of a :class:`~sda_lite.score.FieldScoreNet`.
+    r"""The mean and the stationary covariance of the windows the prior of a scale trains on
+    (:func:`prior_data`): the Gaussian part of a :class:`~sda_lite.score.FieldScoreNet`.
 
     With :math:`m = \mathbb{E}[x_i]` the mean field (over trajectories and time) and
     :math:`\hat{d}_i(\kappa)` the orthonormal 2-D Fourier coefficients of :math:`x_i - m`, the
@@ -53,7 +90,7 @@ def window_statistics(scale_name: str | None = None, k: int = 2) -> tuple[Tensor
         ``mean: (2, H, W)`` and ``cov: (2, H, W, 2k + 1, 2k + 1)``, float64.
     """
 
-    return field_statistics(load(ensure_kolmogorov(scale_name=scale_name), "train"), k)
+    return field_statistics(load(prior_data(scale_name), "train"), k)
 
 
 def field_statistics(x: Tensor, k: int = 2) -> tuple[Tensor, Tensor]:
@@ -78,8 +115,9 @@ def kolmogorov_prior(scale_name: str | None = None, progress: bool = True) -> VP
     r"""The trained Kolmogorov window prior of a scale: a :class:`~sda_lite.score.FieldScoreNet` of
     half-width ``k = 2`` over windows ``(5, 2, H, W)``, configured by ``sda_lite/configs/kolmogorov.json``
     (:func:`~sda_lite.priors.load_configs`), loaded from ``data_dir() / f"kolmogorov_{scale}"`` (or the
-    shipped checkpoint) or trained there on :func:`kolmogorov_windows`, its Gaussian part first fitted
-    to :func:`window_statistics` when the config asks for one (``"gaussian": scale``).
+    shipped checkpoint, ``cpu`` scale, which holds its Gaussian part: loading it generates no data)
+    or trained there on :func:`prior_windows`, its Gaussian part first fitted to
+    :func:`window_statistics` when the config asks for one (``"gaussian": scale``).
 
     Use :func:`~sda_lite.priors.prior_for_length` to sample trajectories ``(L, 2, H, W)`` from it.
     Training skips the per-epoch validation loss (1024 windows per evaluation, more than a ``ci``
@@ -92,7 +130,7 @@ def kolmogorov_prior(scale_name: str | None = None, progress: bool = True) -> VP
         f"kolmogorov_{scale_name}",
         config,
         train_config,
-        data=lambda: kolmogorov_windows(scale_name, config["k"])[0],
+        data=lambda: prior_windows(scale_name, config["k"]),
         progress=progress,
         prepare=gaussian_part(config),
     )
@@ -105,3 +143,20 @@ def gaussian_part(config: dict) -> Callable[[VPSDE], None] | None:
     if config.get("gaussian") is None:
         return None
     return lambda sde: sde.eps.fit(*window_statistics(config["gaussian"], config["k"]))
+
+
+def gaussian_only(sde: VPSDE) -> VPSDE:
+    r"""The Gaussian part of a field prior alone: a prior of the same config but with a fresh,
+    one-level U-Net (:math:`F_\phi = 0`: its last layer starts at zero, and the smallest one costs
+    least) and the Gaussian statistics of ``sde``, so that :math:`\epsilon_\phi = \epsilon_G`.
+    What the trained network adds is the difference between the two."""
+
+    config = getattr(sde, "config", None)
+    if not isinstance(config, dict) or config.get("kind") != "field" or sde.eps.mean is None:
+        raise ValueError(
+            "expected a field prior with a Gaussian part (built by build_prior with a 'grid')"
+        )
+    gaussian = build_prior({**config, "channels": [8], "blocks": 1}).to(sde.device)
+    for name in ("mean", "lam", "U"):
+        getattr(gaussian.eps, name).copy_(getattr(sde.eps, name))
+    return gaussian

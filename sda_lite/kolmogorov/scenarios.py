@@ -275,3 +275,36 @@ def rollout(x: Tensor, scale_name: str | None = None, progress: bool = False) ->
     flow = KolmogorovFlow(size=size)
     x1 = upsample(x.select(-4, 0).detach().cpu().float(), r)
     return pool(flow.trajectory(x1, length, progress=progress), r).to(x)
+
+
+def step_error(x: Tensor, scale_name: str | None = None) -> Tensor:
+    r"""The one-step consistency error of trajectories ``x: (*batch, L, 2, H, W)`` with the flow.
+
+    Each state but the last is upsampled to the simulation grid of the scale, advanced one step
+    :math:`\Delta` by jax-cfd and coarsened back, :math:`\Phi(x_i)`, then compared with the next
+    state:
+
+    .. math:: e_i = \operatorname{rms}\big(\Phi(x_i) - x_{i + 1}\big), \quad i = 1, \dots, L - 1,
+
+    the root mean square over the velocity field. Data trajectories have a small but nonzero
+    error (the coarse state does not hold the fine one); a sampled trajectory is as physical as
+    the data when its error is of the same size. Divide by the data's one-step change
+    :math:`\operatorname{rms}(x_{i + 1} - x_i)` for a unit.
+
+    Returns:
+        ``e: (*batch, L - 1)``, on the device and in the dtype of ``x``.
+    """
+
+    length, grid = _grid(x)
+    if length < 2:
+        raise ValueError(f"x has {length} state: expected trajectories of L >= 2 states")
+    size = kolmogorov_sizes(scale_name)["size"]
+    if size % grid:
+        raise ValueError(
+            f"the simulation grid {size} is not a multiple of the {grid}x{grid} trajectory grid"
+        )
+    r = size // grid
+    flow = KolmogorovFlow(size=size)
+    now = x.narrow(-4, 0, length - 1).detach().cpu().float()
+    following = pool(flow.transition(upsample(now, r)), r).to(x)
+    return (following - x.narrow(-4, 1, length - 1)).square().mean((-3, -2, -1)).sqrt()

@@ -9,6 +9,8 @@ controls around it, live in JupyterLab, with a PNG of the figure for the HTML bo
   (:func:`diffusion_panel`);
 * :mod:`~sda_lite.widgets.gaussian` -- SDA, DPS and MMPS against the exact Kalman posterior
   (:func:`gaussian_panel`);
+* :mod:`~sda_lite.widgets.calibration` -- their calibration judged by exact posterior draws
+  (:func:`calibration_panel`);
 * :mod:`~sda_lite.widgets.lorenz` -- Lorenz-63 posteriors against the particle filter, and the
   trained Lorenz priors (:func:`lorenz_panel`, :func:`lorenz_window_prior`);
 * :mod:`~sda_lite.widgets.kolmogorov` -- the observation scenarios on a Kolmogorov-flow trajectory
@@ -18,6 +20,7 @@ The names below are re-exported from those modules; to replace one (e.g. a prior
 patch it in the module that uses it.
 """
 
+from sda_lite.widgets.calibration import calibration_panel, plot_calibration
 from sda_lite.widgets.diffusion import diffusion_panel, plot_diffusion
 from sda_lite.widgets.gaussian import gaussian_panel, plot_gaussian_guidance
 from sda_lite.widgets.kolmogorov import (
@@ -60,6 +63,7 @@ __all__ = [
     "METHODS",
     "Panel",
     "available_orders",
+    "calibration_panel",
     "diffusion_panel",
     "figure_png",
     "gaussian_panel",
@@ -70,6 +74,7 @@ __all__ = [
     "lorenz_panel",
     "lorenz_truth",
     "lorenz_window_prior",
+    "plot_calibration",
     "plot_diffusion",
     "plot_gaussian_guidance",
     "plot_kolmogorov_scenario",

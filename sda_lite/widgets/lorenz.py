@@ -94,7 +94,7 @@ def lorenz_window_prior(k: int, scale_name: str = "cpu", train: bool = True) -> 
 
 
 def available_orders(scale_name: str = "cpu", orders: tuple[int, ...] = (1, 2, 3, 4)) -> list[int]:
-    r"""The Markov orders ``k`` whose trained prior is on disk (:func:`lorenz_checkpoint`)."""
+    r"""The window half-widths ``k`` whose trained prior is on disk (:func:`lorenz_checkpoint`)."""
 
     return [k for k in orders if lorenz_checkpoint(k, scale_name) is not None]
 
