@@ -255,6 +255,17 @@ def scenario(
     return Scenario(name, A, y, std, settings)
 
 
+def _simulator(grid: int, scale_name: str | None) -> tuple[KolmogorovFlow, int]:
+    r"""The flow on the simulation grid of the scale, and its ratio ``r`` to a ``grid x grid``."""
+
+    size = kolmogorov_sizes(scale_name)["size"]
+    if size % grid:
+        raise ValueError(
+            f"the simulation grid {size} is not a multiple of the {grid}x{grid} trajectory grid"
+        )
+    return KolmogorovFlow(size=size), size // grid
+
+
 def rollout(x: Tensor, scale_name: str | None = None, progress: bool = False) -> Tensor:
     r"""Simulates forward from the first state of ``x: (*batch, L, 2, H, W)`` with jax-cfd: the
     physical-consistency check of a sampled trajectory.
@@ -266,13 +277,7 @@ def rollout(x: Tensor, scale_name: str | None = None, progress: bool = False) ->
     """
 
     length, grid = _grid(x)
-    size = kolmogorov_sizes(scale_name)["size"]
-    if size % grid:
-        raise ValueError(
-            f"the simulation grid {size} is not a multiple of the {grid}x{grid} trajectory grid"
-        )
-    r = size // grid
-    flow = KolmogorovFlow(size=size)
+    flow, r = _simulator(grid, scale_name)
     x1 = upsample(x.select(-4, 0).detach().cpu().float(), r)
     return pool(flow.trajectory(x1, length, progress=progress), r).to(x)
 
@@ -298,13 +303,7 @@ def step_error(x: Tensor, scale_name: str | None = None) -> Tensor:
     length, grid = _grid(x)
     if length < 2:
         raise ValueError(f"x has {length} state: expected trajectories of L >= 2 states")
-    size = kolmogorov_sizes(scale_name)["size"]
-    if size % grid:
-        raise ValueError(
-            f"the simulation grid {size} is not a multiple of the {grid}x{grid} trajectory grid"
-        )
-    r = size // grid
-    flow = KolmogorovFlow(size=size)
+    flow, r = _simulator(grid, scale_name)
     now = x.narrow(-4, 0, length - 1).detach().cpu().float()
     following = pool(flow.transition(upsample(now, r)), r).to(x)
     return (following - x.narrow(-4, 1, length - 1)).square().mean((-3, -2, -1)).sqrt()
