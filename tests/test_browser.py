@@ -24,7 +24,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = os.environ.get("SDA_SCALE", "ci")
-HTML = Path(os.environ.get("SDA_BOOK_HTML", ROOT / "book" / "_build" / SCALE / "_build" / "html"))
+HTML = Path(
+    os.environ.get("SDA_BOOK_HTML", ROOT / "book" / "_build" / SCALE / "_build" / "html")
+).resolve()  # absolute: the pages are opened as file:// URIs
 SCREENSHOTS = HTML.parent / "screenshots"
 CHROMIUM, CHROMEDRIVER = (
     shutil.which("chromium") or "/usr/bin/chromium",
