@@ -379,10 +379,9 @@ def test_lorenz_checkpoint_finds_the_shipped_prior(tmp_path, monkeypatch):
     not (T.SHIPPED / "lorenz_local_k2_cpu").exists(), reason="no shipped checkpoint"
 )
 def test_shipped_checkpoints_load_and_are_small():
-    for directory in T.SHIPPED.iterdir():  # 20 MB for the Kolmogorov prior, 5 MB for the others
+    for directory in T.SHIPPED.iterdir():
         if directory.is_dir():
-            limit = 20 if directory.name.startswith("kolmogorov") else 5
-            assert sum(f.stat().st_size for f in directory.iterdir()) <= limit * 2**20, directory
+            assert sum(f.stat().st_size for f in directory.iterdir()) <= 5 * 2**20, directory
     prior = lorenz_window_prior.__wrapped__(2, "cpu", train=False)
     x = torch.randn(4, *prior.shape)
     assert torch.isfinite(prior.denoise(x, 0.5)).all()
