@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
-NOT_LESSONS = {"beyond_the_notebook.md", "api.md", "execution.md", "performance.md"}
+NOT_LESSONS = {"beyond_the_notebook.md", "api.md", "execution.md"}
 EXECUTABLE = sorted(
     p.name for p in BOOK.glob("*.md") if p.read_text(encoding="utf-8").startswith("---\njupytext:")
 )
