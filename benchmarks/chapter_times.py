@@ -4,7 +4,8 @@ Every execution of the book (``make book``, ``make test``) records how long each
 the scale and the machine (CPU model, cores, GPU, torch), in ``book/_build/<scale>/chapter_times.json``
 (written by ``book/conftest.py``). This script gathers the builds found here into one results file,
 one entry per scale, which the performance section of *Beyond the notebook* reads; the entries
-of scales not built here are kept. It measures nothing itself: run ``make book`` (``cpu``) or ``make test`` (``ci``) first.
+of scales not built here are kept. It measures nothing itself: run ``make book`` (``cpu``) or
+``make test`` (``ci``) first.
 
     python benchmarks/chapter_times.py               # every scale built here
     python benchmarks/chapter_times.py --scale cpu   # one scale
