@@ -86,3 +86,14 @@ class MarkovChain(abc.ABC):
         if x.ndim < 2 or x.shape[-1] != self.D:
             raise ValueError(f"x has shape {tuple(x.shape)}: expected (*batch, L, {self.D})")
         return self.log_prob(x[..., :-1, :], x[..., 1:, :]).sum(dim=-1)
+
+
+def rk4(f, x: Tensor, dt: float) -> Tensor:
+    r"""One fourth-order Runge-Kutta step of length ``dt`` of :math:`\dot{x} = f(x)`:
+    :math:`x + \tfrac{\Delta}{6} (k_1 + 2 k_2 + 2 k_3 + k_4)`."""
+
+    k1 = f(x)
+    k2 = f(x + dt / 2 * k1)
+    k3 = f(x + dt / 2 * k2)
+    k4 = f(x + dt * k3)
+    return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from sda_lite.chain import MarkovChain, Shape, _check_state, _gaussian
+from sda_lite.chain import MarkovChain, Shape, _check_state, _gaussian, rk4
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
@@ -96,12 +96,7 @@ class NoisyLorenz63(MarkovChain):
         """
 
         _check_state(x, self.D)
-        dt = self.dt
-        k1 = self.f(x)
-        k2 = self.f(x + dt / 2 * k1)
-        k3 = self.f(x + dt / 2 * k2)
-        k4 = self.f(x + dt * k3)
-        return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return rk4(self.f, x, self.dt)
 
     def prior(
         self,

@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from sda_lite.baselines import Localisation, gaspari_cohn
-from sda_lite.chain import MarkovChain, Shape, _check_state
+from sda_lite.chain import MarkovChain, Shape, _check_state, rk4
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.io import atomic, matches, write_splits
@@ -100,12 +100,7 @@ class NoisyLorenz96(MarkovChain):
         """
 
         _check_state(x, self.D)
-        dt = self.dt
-        k1 = self.f(x)
-        k2 = self.f(x + dt / 2 * k1)
-        k3 = self.f(x + dt / 2 * k2)
-        k4 = self.f(x + dt * k3)
-        return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return rk4(self.f, x, self.dt)
 
     def prior(
         self,
