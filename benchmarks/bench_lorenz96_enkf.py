@@ -31,8 +31,8 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from sda_lite.baselines import Deterministic, enkf
-from sda_lite.lorenz96 import NoisyLorenz96, localisation, observer
+from sda_lite.baselines import enkf
+from sda_lite.lorenz96 import localisation, observer, sakov2008
 from sda_lite.metrics import rmse
 
 N, STD, BURN = 40, 1.0, 400
@@ -46,19 +46,6 @@ EXPERIMENTS = [
     ("local EnKF PertObs, infl 1.04", 20, {"inflation": 1.04}, 8.0, None, "LETKF(N=7): 0.22"),
     ("local EnKF PertObs, infl 1.06", 10, {"inflation": 1.06}, 6.0, None, "LETKF(N=7): 0.22"),
 ]
-
-
-def sakov2008(cycles: int = 1000, seed: int = 0) -> tuple[Deterministic, Tensor, Tensor, Tensor]:
-    r"""The truth ``(cycles + 1, 40)`` from state 0, the observations ``(cycles, 40)`` of states
-    1, 2, ..., and the initial ensemble's mean; float64, under ``seed``."""
-
-    chain = Deterministic(NoisyLorenz96(N=N, dt=0.05))
-    g = torch.Generator().manual_seed(seed)
-    mu0 = torch.eye(N, dtype=torch.float64)[0]
-    x0 = mu0 + math.sqrt(0.001) * torch.randn(N, generator=g, dtype=torch.float64)
-    x = chain.trajectory(x0, cycles + 1)
-    y = x[1:] + STD * torch.randn(cycles, N, generator=g, dtype=torch.float64)
-    return chain, x, y, g
 
 
 def analysis_rmse(

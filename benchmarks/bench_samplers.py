@@ -124,9 +124,12 @@ def gaussian(scale: str) -> list[dict]:
     return rows
 
 
-def lorenz(scale: str, prior_scale: str) -> tuple[dict, list[dict]]:
+def lorenz(
+    scale: str, prior_scale: str, gammas: list[float] | None = None, only: str | None = None
+) -> tuple[dict, list[dict]]:
     r"""W1 to the particle filter in units of the filter-vs-filter floor, and log p(x), on
-    Lorenz-63."""
+    Lorenz-63: SDA for each of ``gammas`` (default the paper's), MMPS once; ``only`` keeps the
+    recipes ``"sampler:C:tau"`` named in it (comma-separated)."""
 
     sets, S, particles = dict(ci=(1, 16, 2**12), cpu=(2, 64, 2**14))[scale]
     chain = NoisyLorenz63()
@@ -134,13 +137,17 @@ def lorenz(scale: str, prior_scale: str) -> tuple[dict, list[dict]]:
         load(ensure_lorenz(scale_name=prior_scale, progress=False), "test")[:sets, :L].double()
     )
     prior = prior_for_length(lorenz_prior("local", 4, prior_scale, progress=False), L)
-    gamma = sampling("lorenz")["gamma"]
+    gammas = gammas or [sampling("lorenz")["gamma"]]
+    chosen = recipes("lorenz", scale)
+    if only:
+        keep = {(a, int(b), float(c)) for a, b, c in (r.split(":") for r in only.split(","))}
+        chosen = {r: b for r, b in chosen.items() if r in keep}
 
     def A_state(x):  # raw state (*, 3) -> standardised first variable (*, 1)
         return chain.preprocess(x)[..., :1]
 
     setup = dict(sets=sets, samples=S, particles=particles, k=4, prior_scale=prior_scale,
-                 gamma=gamma, mmps_iterations=1, floors={}, log_px_filter={})  # fmt: skip
+                 gammas=gammas, mmps_iterations=1, floors={}, log_px_filter={})  # fmt: skip
     rows = []
     for name in ("lo", "hi"):
         n, std = SCENARIOS[name]["every"], SCENARIOS[name]["std"]
@@ -159,8 +166,9 @@ def lorenz(scale: str, prior_scale: str) -> tuple[dict, list[dict]]:
         floors = [w1(b, a) for a, b in filters]
         setup["floors"][name] = floors
         setup["log_px_filter"][name] = [log_px(chain, b).item() for _, b in filters]
-        for method in ("sda", "mmps"):
-            for (sampler, C_, tau), budgets in recipes("lorenz", scale).items():
+        runs = [("sda", g) for g in gammas] + [("mmps", gammas[0])]
+        for method, gamma in runs:
+            for (sampler, C_, tau), budgets in chosen.items():
                 for budget in budgets:
                     steps = steps_for(sampler, C_, budget)
                     torch.manual_seed(0)
@@ -180,14 +188,15 @@ def lorenz(scale: str, prior_scale: str) -> tuple[dict, list[dict]]:
                     except ValueError:  # diverged
                         ratios, lpx, median = None, None, None
                     rows.append(
-                        dict(scenario=name, method=method, sampler=sampler, corrections=C_,
+                        dict(scenario=name, method=method, gamma=gamma, sampler=sampler,
+                             corrections=C_,
                              tau=tau, steps=steps, evaluations=evaluations(sampler, steps, C_),
                              ratios=ratios, median_ratio=median, log_px=lpx,
                              seconds=time.perf_counter() - t0)
                     )  # fmt: skip
                     shown = "diverged" if ratios is None else ", ".join(f"{r:.2f}" for r in ratios)
                     print(
-                        f"lorenz {name} {method} {sampler} C={C_} tau={tau} "
+                        f"lorenz {name} {method} gamma={gamma} {sampler} C={C_} tau={tau} "
                         f"{rows[-1]['evaluations']:4d} evals: W1 / floor {shown}; "
                         f"{rows[-1]['seconds']:.0f} s",
                         flush=True,
@@ -206,6 +215,7 @@ def targets(rows: list[dict]) -> dict:
             paper = [
                 r for r in mine
                 if (r["sampler"], r["corrections"], r["tau"]) == PAPER and r["evaluations"] == 768
+                and r["gamma"] == sampling("lorenz")["gamma"]
             ]  # fmt: skip
             entry = {"paper_768": paper[0]["median_ratio"] if paper else None}
             for cap in (256, 768):
@@ -214,6 +224,7 @@ def targets(rows: list[dict]) -> dict:
                 entry[f"best_{cap}"] = best and {
                     k: best[k]
                     for k in (
+                        "gamma",
                         "sampler",
                         "corrections",
                         "tau",
@@ -247,6 +258,8 @@ def main() -> None:
     parser.add_argument("--prior-scale", default="cpu", help="the Lorenz prior (shipped: cpu)")
     parser.add_argument("--parts", nargs="+", default=["gaussian", "lorenz"])
     parser.add_argument("--out", type=Path, help="write the results as JSON there")
+    parser.add_argument("--gammas", type=float, nargs="+", help="SDA's gammas (default: paper's)")
+    parser.add_argument("--only", help="Lorenz recipes to run, e.g. pc:7:1.0,pc:2:0.25")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -255,7 +268,9 @@ def main() -> None:
     if "gaussian" in args.parts:
         result["gaussian"] = gaussian(args.scale)
     if "lorenz" in args.parts:
-        result["lorenz_setup"], result["lorenz"] = lorenz(args.scale, args.prior_scale)
+        result["lorenz_setup"], result["lorenz"] = lorenz(
+            args.scale, args.prior_scale, args.gammas, args.only
+        )
         result["targets"] = targets(result["lorenz"])
         for key, entry in result["targets"].items():
             print(key, json.dumps(entry))

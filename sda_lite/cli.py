@@ -376,7 +376,7 @@ def _set_order(model: dict, k: int | None) -> None:
 
     if k is None:
         return
-    if model.get("kind") not in ("local", "field"):
+    if model.get("kind") not in ("local", "field", "spacetime"):
         raise ValueError(
             f"--k {k}: only local priors have a window half-width k, this one is {model.get('kind')!r}"
         )
@@ -399,8 +399,8 @@ def _checkpoint_dir(out: str | None, model: dict, family: str, scale: str) -> Pa
 def train_data(model: dict, scale: str, path: str | None, progress: bool = True) -> Any:
     r"""The training and validation windows of a prior: for a ``field`` prior, windows of ``2k+1``
     velocity fields of the dataset the Kolmogorov prior of the scale trains on
-    (:func:`sda_lite.kolmogorov.prior.prior_data`);
-    otherwise Lorenz-63 windows of ``2k+1`` (or ``window``) states (:func:`sda_lite.train.lorenz_windows`);
+    (:func:`sda_lite.kolmogorov.prior.prior_data`); for a ``spacetime`` prior, Lorenz-96 windows
+    of its ring (:func:`sda_lite.lorenz96.lorenz96_windows`); otherwise Lorenz-63 windows of ``2k+1`` (or ``window``) states (:func:`sda_lite.train.lorenz_windows`);
     from the dataset file ``path`` (splits ``train`` and ``valid``) when given."""
 
     from sda_lite.lorenz import lorenz_windows
@@ -414,6 +414,13 @@ def train_data(model: dict, scale: str, path: str | None, progress: bool = True)
 
             file = prior_data(scale, progress=progress)
             return tuple(FieldWindows(load(file, split), window) for split in ("train", "valid"))
+        if model.get("kind") == "spacetime":
+            from sda_lite.lorenz96 import ensure_lorenz96, lorenz96_windows
+
+            if distributed.is_main():
+                ensure_lorenz96(scale_name=scale, N=model["features"], progress=progress)
+            distributed.barrier()
+            return lorenz96_windows(window, model["features"], scale)
         from sda_lite.lorenz import ensure_lorenz
 
         if distributed.is_main():

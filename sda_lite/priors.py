@@ -42,6 +42,7 @@ from sda_lite.config import data_dir, device
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.score import FieldScoreNet, GlobalScoreNet, LocalScore, LocalScoreNet
+from sda_lite.spacetime import SpaceTimeNet
 from sda_lite.training import LR_SCHEDULES, TRAIN_FIELDS, train
 
 CONFIGS = Path(__file__).parent / "configs"  # the shipped training configurations, <family>.json
@@ -125,7 +126,7 @@ class Field:
 MAX_WIDTH, MAX_DEPTH, MAX_CHANNELS, MAX_EPOCHS = 4096, 64, 2048, 10**6
 
 _COMMON = {
-    "kind": Field("str", choices=("local", "global", "field"), required=True),
+    "kind": Field("str", choices=("local", "global", "field", "spacetime"), required=True),
     "features": Field("int", 1, MAX_CHANNELS, required=True),
     "embedding": Field("int", 1, MAX_WIDTH),
     "alpha": Field("str", choices=("cos", "lin", "exp")),
@@ -151,6 +152,13 @@ MODEL_SCHEMA: dict[str, dict[str, Field]] = {
         **_UNET,
         "forcing": Field("int", 0, 1024, null=True),
         "gaussian": Field("str", null=True),
+    },
+    "spacetime": {
+        **_COMMON,
+        "k": Field("int", 1, MAX_DEPTH, required=True),
+        "channels": Field("int", 1, MAX_CHANNELS),
+        "blocks": Field("int", 0, MAX_DEPTH),
+        "kernel_size": Field("int", 1, 31),
     },
 }
 r"""The fields of the model config of each prior kind (:func:`build_prior`), with their types and
@@ -210,7 +218,7 @@ def check_model_config(config: Any, where: str = "model config") -> None:
     kind = config.get("kind")
     if kind not in MODEL_SCHEMA:
         raise ValueError(
-            f"unknown prior kind {kind!r} in {where}: expected 'local', 'global' or 'field'"
+            f"unknown prior kind {kind!r} in {where}: expected one of {sorted(MODEL_SCHEMA)}"
         )
     _check_fields(config, MODEL_SCHEMA[kind], f"{where} ({kind})")
     blocks, channels = config.get("blocks"), config.get("channels")
@@ -258,6 +266,10 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
       the statistics are buffers of the network, set by whoever trains it (the ``prepare`` step of
       :func:`ensure_prior`, e.g. :func:`~sda_lite.kolmogorov.kolmogorov_prior`) and restored from
       the checkpoint when it is loaded: building never computes them.
+    * ``{"kind": "spacetime", "features": N, "k": k, ...}``: a :class:`~sda_lite.spacetime.SpaceTimeNet`
+      (periodic 1-D convolutions over the ``N`` sites of windows of ``2k+1`` states), inside
+      ``VPSDE(shape=(2k+1, N))``; ``N`` is the ring it trains on, and
+      :func:`prior_for_length` samples rings of any size.
 
     The other keys go to the network (``width``, ``depth``, ``embedding``, ``channels``, ...);
     ``alpha`` and ``eta`` (the noise schedule, defaults ``"cos"`` and ``1e-3``) go to both the VPSDE
@@ -301,21 +313,24 @@ def build_prior(config: dict[str, Any]) -> VPSDE:
         shape = (2 * config["k"] + 1, config["features"], config["grid"], config["grid"])
         net_args.pop("gaussian", None)  # where the statistics of the Gaussian part come from
         net = FieldScoreNet(**net_args, **schedule)
-    else:
-        raise ValueError(f"unknown prior kind {kind!r}: expected 'local', 'global' or 'field'")
+    else:  # spacetime (check_model_config knows no other kind)
+        shape = (2 * config["k"] + 1, net_args.pop("features"))
+        net = SpaceTimeNet(**net_args, **schedule)
 
     sde = VPSDE(net, shape=shape, **schedule)
     sde.config = config
     return sde
 
 
-def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
+def prior_for_length(sde: VPSDE, L: int, features: int | None = None) -> VPSDE:
     r"""The prior of whole trajectories ``(L, D)`` (``(L, C, H, W)`` for fields) that shares the
     network of a window prior ``sde``.
 
     For a local prior the window predictor is composed along the trajectory by
     :class:`~sda_lite.score.LocalScore` (the Markov-blanket decomposition); a global (convolutional)
-    network is applied to the whole trajectory directly.
+    network is applied to the whole trajectory directly. A ``spacetime`` prior, local in space too,
+    serves rings of any size: ``features`` (default the ring it trained on) sets ``D = N``; the
+    other kinds accept only their own ``features``.
     """
 
     config = getattr(sde, "config", None)
@@ -323,12 +338,16 @@ def prior_for_length(sde: VPSDE, L: int) -> VPSDE:
         raise ValueError(
             "sde has no .config: build it with build_prior(config) or load_prior(directory)"
         )
-    state = (
-        (config["features"],)
-        if config["kind"] != "field"
-        else (config["features"], config["grid"], config["grid"])
-    )
-    if config["kind"] in ("local", "field"):
+    kind = config["kind"]
+    if features is not None and features != config["features"]:
+        if kind != "spacetime" or not isinstance(features, int) or features < 1:
+            raise ValueError(
+                f"features={features!r}: a {kind!r} prior has {config['features']} features "
+                "(only a 'spacetime' prior takes another size, a positive integer)"
+            )
+    D = config["features"] if features is None else features
+    state = (D,) if kind != "field" else (D, config["grid"], config["grid"])
+    if kind in ("local", "field", "spacetime"):
         k = config["k"]
         if L < 2 * k + 1:
             raise ValueError(f"trajectory length L={L} is shorter than the window 2k+1={2 * k + 1}")

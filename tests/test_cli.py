@@ -473,3 +473,18 @@ def test_kolmogorov_scenario_end_to_end(tmp_path, capsys):
         1.0, abs=0.5
     )  # y = A(truth) + sigma z
     assert np.isfinite(rows["posterior"]["residual std/sigma"])
+
+
+def test_train_a_spacetime_prior_on_lorenz96_windows(tmp_path, capsys, monkeypatch):
+    r"""`train --config lorenz96_local` trains on Lorenz-96 windows of the ring of its config."""
+
+    monkeypatch.setenv("SDA_DATA", str(tmp_path))
+    tiny = ["--set", "model.channels=8", "--set", "train.epochs=1", "--set", "train.epoch_size=32"]
+    code, out, err = run(
+        capsys, "train", "--config", "lorenz96_local", "--scale", "ci", "--k", "1", *tiny,
+        "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    meta = read_config(tmp_path / "lorenz96_local_ci")
+    assert meta["model"]["kind"] == "spacetime" and meta["model"]["k"] == 1
+    assert (tmp_path / "lorenz96_N40_ci.h5").is_file()

@@ -164,3 +164,111 @@ def test_periodic_distance_and_localisation():
     assert loc.xy[20, 0] == 0  # beyond 2 c = 6 sites
     # circulant: shifting the ring by two sites shifts the observations by one
     assert torch.equal(loc.xy.roll((2, 1), (0, 1)), loc.xy)
+
+
+# --------------------------------------------------------------------------------------------------
+# The space-time prior and DAPPER's reference experiment
+
+SPACETIME = {"kind": "spacetime", "features": 12, "k": 1, "channels": 8, "blocks": 1}
+
+
+def test_spacetime_prior_is_built_and_serves_any_ring():
+    from sda_lite.priors import build_prior, prior_for_length
+    from sda_lite.spacetime import SpaceTimeNet
+
+    sde = build_prior(SPACETIME)
+    assert isinstance(sde.eps, SpaceTimeNet) and sde.shape == (3, 12)
+    assert sde.eps.k == 1 and sde.config == SPACETIME
+    for N in (None, 12, 30):
+        prior = prior_for_length(sde, 7, features=N)
+        assert prior.shape == (7, N or 12)
+        x = torch.randn(2, 7, N or 12)
+        with torch.no_grad():
+            assert prior.eps(x, 0.5).shape == x.shape
+    # one ring of 30 sites = the ring of 10 repeated three times (periodic, local, shared weights)
+    prior10, prior30 = prior_for_length(sde, 7, features=10), prior_for_length(sde, 7, features=30)
+    x = torch.randn(2, 7, 10)
+    with torch.no_grad():
+        assert torch.allclose(
+            prior30.eps(x.repeat(1, 1, 3), 0.3), prior10.eps(x, 0.3).repeat(1, 1, 3), atol=1e-5
+        )
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"channels": [8, 16]}, "channels"),
+        ({"k": 0}, "'k'"),
+        ({"window": 5}, "unknown field 'window'"),
+        ({"kind": "spacetim"}, "spacetime"),
+    ],
+)
+def test_bad_spacetime_configs(change, match):
+    from sda_lite.priors import build_prior
+
+    with pytest.raises(ValueError, match=match):
+        build_prior({**SPACETIME, **change})
+
+
+def test_only_a_spacetime_prior_takes_another_ring():
+    from sda_lite.priors import build_prior, prior_for_length
+
+    local = build_prior({"kind": "local", "features": 3, "k": 1, "width": 8, "depth": 1})
+    assert prior_for_length(local, 5, features=3).shape == (5, 3)
+    with pytest.raises(ValueError, match="only a 'spacetime' prior"):
+        prior_for_length(local, 5, features=4)
+    with pytest.raises(ValueError, match="features=0"):
+        prior_for_length(build_prior(SPACETIME), 5, features=0)
+
+
+def test_the_shipped_configs_are_spacetime_priors_of_every_scale():
+    from sda_lite.priors import build_prior, families, load_configs
+
+    assert "lorenz96_local" in families()
+    for scale in ("ci", "cpu", "full"):
+        model, train = load_configs("lorenz96_local", scale)
+        assert model["kind"] == "spacetime" and model["features"] == 40
+        assert build_prior(model).shape == (2 * model["k"] + 1, 40)
+        assert lorenz96_sizes(scale)["trajectories"] * 0.8 >= train["batch_size"]
+
+
+def test_lorenz96_prior_trains_on_its_windows_and_loads_again(tmp_path, monkeypatch):
+    r"""The recipe end to end with a tiny training config: windows (2k + 1, 40) of the dataset of
+    the scale, a checkpoint in the data directory, found finished the second time."""
+
+    import sda_lite.priors as priors
+
+    monkeypatch.setenv("SDA_DATA", str(tmp_path))
+    tiny = ({**SPACETIME, "features": 40}, {"epochs": 1, "epoch_size": 32, "batch_size": 16})
+    monkeypatch.setattr(lorenz96, "load_configs", lambda family, scale: tiny)
+    sde = lorenz96.lorenz96_prior("ci", progress=False)
+    assert sde.shape == (3, 40) and (tmp_path / "lorenz96_local_ci" / "config.json").is_file()
+    assert (tmp_path / "lorenz96_N40_ci.h5").is_file()
+    monkeypatch.setattr(priors, "train", lambda *a, **k: pytest.fail("trained again"))
+    again = lorenz96.lorenz96_prior("ci", progress=False)
+    assert all(
+        torch.equal(a, b) for a, b in zip(sde.state_dict().values(), again.state_dict().values())
+    )
+
+
+def test_sakov2008_is_dappers_twin_experiment():
+    chain, x, y, g = lorenz96.sakov2008(cycles=50, seed=3)
+    assert isinstance(chain, Deterministic) and chain.D == 40
+    assert x.shape == (51, 40) and y.shape == (50, 40) and x.dtype == torch.float64
+    assert (x[0] - torch.eye(40, dtype=torch.float64)[0]).abs().max() < 0.2  # N(e_1, 0.001 I)
+    assert torch.allclose(x[1:], chain.transition(x[:-1]))  # no model noise
+    assert 0.7 < (y - x[1:]).std() < 1.3  # R = I
+    again = lorenz96.sakov2008(cycles=50, seed=3)
+    assert torch.equal(again[1], x) and torch.equal(again[2], y)
+
+
+def test_the_cpu_prior_is_shipped_and_found(tmp_path, monkeypatch):
+    from sda_lite.checkpoints import SHIPPED
+    from sda_lite.priors import find_checkpoint, load_configs
+
+    monkeypatch.setenv("SDA_DATA", str(tmp_path))  # no local checkpoint
+    config, train = load_configs("lorenz96_local", "cpu")
+    assert find_checkpoint("lorenz96_local_cpu", config, train) == SHIPPED / "lorenz96_local_cpu"
+    monkeypatch.setattr(lorenz96, "ensure_lorenz96", lambda *a, **k: pytest.fail("trained"))
+    sde = lorenz96.lorenz96_prior("cpu", progress=False)
+    assert sde.config == config and not any(tmp_path.iterdir())
