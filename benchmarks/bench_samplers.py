@@ -21,6 +21,10 @@ against the paper's.
 Usage (one thread; ``--scale ci`` is a smoke run of a few seconds, ``cpu`` the recorded one):
     OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py --scale cpu \
         --out benchmarks/results/samplers_cpu.json
+
+A sweep of SDA's gamma on chosen Lorenz recipes and budgets (MMPS runs once, it has no gamma):
+    OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py --scale cpu --parts lorenz \
+        --gammas 0.03 0.1 --only pc:7:1.0,pc:2:0.25 --budgets 256 768 --out gammas.json
 """
 
 from __future__ import annotations
@@ -125,11 +129,15 @@ def gaussian(scale: str) -> list[dict]:
 
 
 def lorenz(
-    scale: str, prior_scale: str, gammas: list[float] | None = None, only: str | None = None
+    scale: str,
+    prior_scale: str,
+    gammas: list[float] | None = None,
+    only: str | None = None,
+    budgets: list[int] | None = None,
 ) -> tuple[dict, list[dict]]:
     r"""W1 to the particle filter in units of the filter-vs-filter floor, and log p(x), on
     Lorenz-63: SDA for each of ``gammas`` (default the paper's), MMPS once; ``only`` keeps the
-    recipes ``"sampler:C:tau"`` named in it (comma-separated)."""
+    recipes ``"sampler:C:tau"`` named in it (comma-separated), ``budgets`` those budgets only."""
 
     sets, S, particles = dict(ci=(1, 16, 2**12), cpu=(2, 64, 2**14))[scale]
     chain = NoisyLorenz63()
@@ -142,6 +150,8 @@ def lorenz(
     if only:
         keep = {(a, int(b), float(c)) for a, b, c in (r.split(":") for r in only.split(","))}
         chosen = {r: b for r, b in chosen.items() if r in keep}
+    if budgets:
+        chosen = {r: [b for b in bs if b in budgets] for r, bs in chosen.items()}
 
     def A_state(x):  # raw state (*, 3) -> standardised first variable (*, 1)
         return chain.preprocess(x)[..., :1]
@@ -260,6 +270,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the results as JSON there")
     parser.add_argument("--gammas", type=float, nargs="+", help="SDA's gammas (default: paper's)")
     parser.add_argument("--only", help="Lorenz recipes to run, e.g. pc:7:1.0,pc:2:0.25")
+    parser.add_argument("--budgets", type=int, nargs="+", help="Lorenz budgets to run, e.g. 768")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -269,7 +280,7 @@ def main() -> None:
         result["gaussian"] = gaussian(args.scale)
     if "lorenz" in args.parts:
         result["lorenz_setup"], result["lorenz"] = lorenz(
-            args.scale, args.prior_scale, args.gammas, args.only
+            args.scale, args.prior_scale, args.gammas, args.only, args.budgets
         )
         result["targets"] = targets(result["lorenz"])
         for key, entry in result["targets"].items():

@@ -9,6 +9,12 @@ execution time goes to ``DIR/chapter_times.json``, with the scale and the machin
 ``--book-reuse``, chapters whose source already has outputs in that cache are not run again
 (``make book``); without it every chapter runs (``make test``).
 
+Chapters may execute in parallel (pytest-xdist, ``-n 2 --dist loadgroup``): each chapter is one
+group, so its cells run in order on one worker, and chapters that read what an earlier one of
+their family generates (the Kolmogorov dataset, for every ``kolmogorov*`` chapter; see
+:data:`FAMILIES`) share a group, in the book's order, so that no two workers generate it at once.
+Writes to the cache and to the times file are serialised by a lock file in ``DIR``.
+
 The outputs are built as MyST-NB's own execution builds them: every kernel message that nbval
 reads for a cell goes through nbclient's ``NotebookClient.process_message``, the code that
 jupyter-cache runs, so cleared outputs, display updates and widget states come out alike; and the
@@ -18,15 +24,39 @@ the one the book build computes. Without ``--book-build`` nbval runs as usual.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+FAMILIES = ("kolmogorov",)
+r"""Chapter name prefixes whose chapters run on one worker, in order (they share a dataset)."""
+
+
+def group(stem: str) -> str:
+    r"""The xdist group of a chapter: its family (:data:`FAMILIES`), else its own name."""
+
+    return next((f for f in FAMILIES if stem.startswith(f)), stem)
+
+
+@contextmanager
+def locked(directory: Path):
+    r"""Holds an exclusive lock on ``directory / ".lock"`` (one writer across workers)."""
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pytest_addoption(parser):
@@ -100,7 +130,9 @@ class _BookExecution:
             )
         self.build, self.reuse = build, reuse
         # where `jupyter-book build --path-output DIR` (MyST-NB) looks for executed notebooks
-        self.cache = get_cache(str((build / "_build" / ".jupyter_cache").resolve()))
+        with locked(build):
+            self.cache = get_cache(str((build / "_build" / ".jupyter_cache").resolve()))
+            self.cache.list_cache_records()  # creates the database, once
         self.chapters: dict[Path, _Chapter] = {}
         self.reused: list[str] = []
 
@@ -117,6 +149,8 @@ class _BookExecution:
         reused = []
         for file, cells in files.items():
             path = Path(str(file.fspath))
+            for item in cells:  # one worker runs a chapter (or a family), cell after cell
+                item.add_marker(pytest.mark.xdist_group(group(path.stem)))
             chapter = self._chapter(path, [item.cell.source for item in cells])
             if self.reuse and self._cached(chapter.notebook):
                 reused += cells
@@ -256,12 +290,13 @@ class _BookExecution:
         if "language_info" in reply["content"]:
             notebook.metadata["language_info"] = reply["content"]["language_info"]
         chapter.client.set_widgets_metadata()
-        self.cache.cache_notebook_bundle(
-            CacheBundleIn(notebook, str(chapter.source), data={"execution_seconds": seconds}),
-            check_validity=False,
-            overwrite=True,
-        )
-        self._record_time(chapter.source.stem, seconds, len(chapter.code))
+        with locked(self.build):
+            self.cache.cache_notebook_bundle(
+                CacheBundleIn(notebook, str(chapter.source), data={"execution_seconds": seconds}),
+                check_validity=False,
+                overwrite=True,
+            )
+            self._record_time(chapter.source.stem, seconds, len(chapter.code))
 
     def _record_time(self, name: str, seconds: float, cells: int) -> None:
         path = self.build / "chapter_times.json"

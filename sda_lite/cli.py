@@ -400,8 +400,9 @@ def train_data(model: dict, scale: str, path: str | None, progress: bool = True)
     r"""The training and validation windows of a prior: for a ``field`` prior, windows of ``2k+1``
     velocity fields of the dataset the Kolmogorov prior of the scale trains on
     (:func:`sda_lite.kolmogorov.prior.prior_data`); for a ``spacetime`` prior, Lorenz-96 windows
-    of its ring (:func:`sda_lite.lorenz96.lorenz96_windows`); otherwise Lorenz-63 windows of ``2k+1`` (or ``window``) states (:func:`sda_lite.train.lorenz_windows`);
-    from the dataset file ``path`` (splits ``train`` and ``valid``) when given."""
+    of its ring (:func:`sda_lite.lorenz96.lorenz96_windows`); otherwise Lorenz-63 windows of
+    ``2k+1`` (or ``window``) states (:func:`sda_lite.lorenz.lorenz_windows`); from the dataset
+    file ``path`` (splits ``train`` and ``valid``) when given."""
 
     from sda_lite.lorenz import lorenz_windows
     from sda_lite.windows import FieldWindows, TrajectoryWindows

@@ -26,7 +26,7 @@ from sda_lite.chain import MarkovChain, Shape, _check_state, _gaussian, rk4
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
-from sda_lite.io import atomic, load, matches, write_splits
+from sda_lite.io import atomic, exclusive, load, matches, write_splits
 from sda_lite.priors import ensure_prior, load_configs
 from sda_lite.windows import TrajectoryWindows
 
@@ -258,8 +258,9 @@ def ensure_lorenz(
         sizes[name] = sizes[name] if value is None else value
     settings = _settings(dt=dt, seed=seed, **sizes)
     path = Path(path) if path is not None else data_dir() / f"lorenz_{scale_name}.h5"
-    if not matches(path, settings, (3,)):
-        generate_lorenz(path, dt=dt, seed=seed, progress=progress, **sizes)
+    with exclusive(path):
+        if not matches(path, settings, (3,)):
+            generate_lorenz(path, dt=dt, seed=seed, progress=progress, **sizes)
     return path
 
 

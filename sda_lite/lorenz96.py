@@ -22,16 +22,15 @@ import h5py
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
-
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from sda_lite.baselines import Deterministic, Localisation, gaspari_cohn
 from sda_lite.chain import MarkovChain, Shape, _check_state, rk4
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
-from sda_lite.io import atomic, load, matches, write_splits
+from sda_lite.io import atomic, exclusive, load, matches, write_splits
 from sda_lite.observe import Operator
 from sda_lite.priors import ensure_prior, load_configs
 from sda_lite.windows import TrajectoryWindows
@@ -265,10 +264,13 @@ def ensure_lorenz96(
         sizes[name] = sizes[name] if value is None else value
     settings = _settings(N=N, F=F, dt=dt, spinup=spinup, seed=seed, **sizes)
     path = Path(path) if path is not None else data_dir() / f"lorenz96_N{N}_{scale_name}.h5"
-    if not matches(path, settings, (N,)):
-        x = simulate_lorenz96(N=N, F=F, dt=dt, spinup=spinup, seed=seed, progress=progress, **sizes)
-        with atomic(path) as tmp, h5py.File(tmp, "w") as file:
-            write_splits(file, x, settings)
+    with exclusive(path):
+        if not matches(path, settings, (N,)):
+            x = simulate_lorenz96(
+                N=N, F=F, dt=dt, spinup=spinup, seed=seed, progress=progress, **sizes
+            )
+            with atomic(path) as tmp, h5py.File(tmp, "w") as file:
+                write_splits(file, x, settings)
     return path
 
 

@@ -23,6 +23,7 @@ import math
 import shutil
 import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ from sda_lite.checkpoints import (
 from sda_lite.config import data_dir, device
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
+from sda_lite.distributed import world
+from sda_lite.io import exclusive
 from sda_lite.score import FieldScoreNet, GlobalScoreNet, LocalScore, LocalScoreNet
 from sda_lite.spacetime import SpaceTimeNet
 from sda_lite.training import LR_SCHEDULES, TRAIN_FIELDS, train
@@ -486,7 +489,9 @@ def ensure_prior(
 
     The finished checkpoint found by :func:`find_checkpoint` is loaded: ``data_dir() / name``, else the
     shipped ``sda_lite/shipped/name`` (loaded in place, neither copied nor retrained). Otherwise the
-    prior is trained into ``data_dir() / name``, resuming an interrupted run there. A checkpoint in
+    prior is trained into ``data_dir() / name``, resuming an interrupted run there. Processes
+    that ask for the same prior at once take turns (:func:`~sda_lite.io.exclusive`): one trains,
+    the others then load its checkpoint. A checkpoint in
     ``data_dir() / name`` with another ``config`` or ``train_config`` is deleted first (with a
     warning). The initial weights are drawn under ``train_config["seed"]`` (default 0), so the
     result does not depend on the caller's random state.
@@ -504,30 +509,32 @@ def ensure_prior(
     """
 
     directory = data_dir() / name
-    try:
-        meta = read_config(directory)
-    except ValueError as error:  # a corrupt checkpoint: replaced, as a mismatched one is
-        warnings.warn(f"replacing the checkpoint {directory}: {error}", stacklevel=2)
-        _remove(directory)
-        meta = None
-    if meta is not None:
+    # one process at a time trains or loads it (torchrun ranks train it together)
+    with exclusive(directory) if world() == 1 else nullcontext():
         try:
-            check_meta(meta, directory)
-            _check_trained(meta, config, train_config)
-            if found_corrupt(directory):
-                raise ValueError("its weights are unreadable or do not match its config")
-        except ValueError as error:
+            meta = read_config(directory)
+        except ValueError as error:  # a corrupt checkpoint: replaced, as a mismatched one is
             warnings.warn(f"replacing the checkpoint {directory}: {error}", stacklevel=2)
-            shutil.rmtree(directory)
+            _remove(directory)
             meta = None
-    found = find_checkpoint(name, config, train_config)
-    if found is not None and (
-        meta is None or found == directory
-    ):  # an interrupted local run resumes
-        return load_prior(found, config)
+        if meta is not None:
+            try:
+                check_meta(meta, directory)
+                _check_trained(meta, config, train_config)
+                if found_corrupt(directory):
+                    raise ValueError("its weights are unreadable or do not match its config")
+            except ValueError as error:
+                warnings.warn(f"replacing the checkpoint {directory}: {error}", stacklevel=2)
+                shutil.rmtree(directory)
+                meta = None
+        found = find_checkpoint(name, config, train_config)
+        if found is not None and (
+            meta is None or found == directory
+        ):  # an interrupted local run resumes
+            return load_prior(found, config)
 
-    train_prior(directory, config, train_config, data, valid, progress, prepare)
-    return load_prior(directory, config)
+        train_prior(directory, config, train_config, data, valid, progress, prepare)
+        return load_prior(directory, config)
 
 
 def train_prior(

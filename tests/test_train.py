@@ -559,3 +559,41 @@ def test_loading_a_prior_leaves_the_random_state_alone(shipped, tmp_path):
     torch.manual_seed(0)
     T.load_prior(shipped)
     assert torch.equal(torch.rand(4), from_shipped)
+
+
+CONCURRENT = r"""
+import sys, torch
+import sda_lite.priors as priors
+train_prior = priors.train_prior
+def counted(*args, **kwargs):
+    print("TRAINED", flush=True)
+    return train_prior(*args, **kwargs)
+priors.train_prior = counted
+data = torch.randn(64, 3, 2, generator=torch.Generator().manual_seed(0))
+config = {"kind": "local", "features": 2, "k": 1, "width": 8, "depth": 1}
+sde = priors.ensure_prior("shared", config, {"epochs": 40, "batch_size": 16}, data=data,
+                          progress=False)
+print("SUM", sum(float(v.double().sum()) for v in sde.state_dict().values()))
+"""
+
+
+def test_two_processes_asking_for_one_prior_train_it_once(tmp_path):
+    r"""Two processes that ensure the same prior at once (two notebooks, or chapters executed in
+    parallel): one trains, the other waits for the lock and loads the finished checkpoint."""
+
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SDA_DATA": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    assert sum(out.count("TRAINED") for out, _ in outs) == 1, outs
+    sums = {line for out, _ in outs for line in out.splitlines() if line.startswith("SUM")}
+    assert len(sums) == 1, sums  # the same weights
+    assert read_config(tmp_path / "shared")["progress"]["epoch"] == 40
