@@ -12,8 +12,9 @@ execution time goes to ``DIR/chapter_times.json``, with the scale and the machin
 Chapters may execute in parallel (pytest-xdist, ``-n 2 --dist loadgroup``): each chapter is one
 group, so its cells run in order on one worker, and chapters that read what an earlier one of
 their family generates (the Kolmogorov dataset, for every ``kolmogorov*`` chapter; see
-:data:`FAMILIES`) share a group, in the book's order, so that no two workers generate it at once.
-Writes to the cache and to the times file are serialised by a lock file in ``DIR``.
+:data:`FAMILIES`) share a group, in the order given, so that one worker generates it while the
+other goes on with other chapters.
+Writes to the cache and to the times file take turns (:func:`sda_lite.lock.exclusive`).
 
 The outputs are built as MyST-NB's own execution builds them: every kernel message that nbval
 reads for a cell goes through nbclient's ``NotebookClient.process_message``, the code that
@@ -24,17 +25,17 @@ the one the book build computes. Without ``--book-build`` nbval runs as usual.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from sda_lite.lock import exclusive
 
 FAMILIES = ("kolmogorov",)
 r"""Chapter name prefixes whose chapters run on one worker, in order (they share a dataset)."""
@@ -44,19 +45,6 @@ def group(stem: str) -> str:
     r"""The xdist group of a chapter: its family (:data:`FAMILIES`), else its own name."""
 
     return next((f for f in FAMILIES if stem.startswith(f)), stem)
-
-
-@contextmanager
-def locked(directory: Path):
-    r"""Holds an exclusive lock on ``directory / ".lock"`` (one writer across workers)."""
-
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pytest_addoption(parser):
@@ -130,7 +118,7 @@ class _BookExecution:
             )
         self.build, self.reuse = build, reuse
         # where `jupyter-book build --path-output DIR` (MyST-NB) looks for executed notebooks
-        with locked(build):
+        with exclusive(build):
             self.cache = get_cache(str((build / "_build" / ".jupyter_cache").resolve()))
             self.cache.list_cache_records()  # creates the database, once
         self.chapters: dict[Path, _Chapter] = {}
@@ -290,7 +278,7 @@ class _BookExecution:
         if "language_info" in reply["content"]:
             notebook.metadata["language_info"] = reply["content"]["language_info"]
         chapter.client.set_widgets_metadata()
-        with locked(self.build):
+        with exclusive(self.build):
             self.cache.cache_notebook_bundle(
                 CacheBundleIn(notebook, str(chapter.source), data={"execution_seconds": seconds}),
                 check_validity=False,

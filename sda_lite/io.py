@@ -4,9 +4,6 @@ r"""Files: written whole or not at all, and datasets that know the settings they
 ``os.replace`` only when the block succeeds, so that an interrupted write leaves either the previous
 file or the complete new one, never a truncated file.
 
-:func:`exclusive` makes processes that would write the same file (two notebooks, or two chapters
-executed in parallel) take turns, so that the second finds the file the first wrote.
-
 A dataset file (HDF5) holds the splits ``train``, ``valid`` and ``test`` of ``N`` trajectories,
 80/10/10 by trajectory (:func:`split_sizes`), and the settings that made it as attributes, so that
 :func:`matches` can tell whether an existing file is the one asked for.
@@ -44,28 +41,6 @@ def atomic(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-
-@contextmanager
-def exclusive(path: str | Path) -> Iterator[None]:
-    r"""Holds an exclusive lock on ``path`` (a dataset file or a checkpoint directory) between
-    processes: an advisory ``flock`` on the lock file ``.<name>.lock`` beside it, released when the
-    block ends or the process dies. Callers check whether the file is there (and right) *inside*
-    the block, and make it only if not. Without ``fcntl`` (Windows) it does not lock."""
-
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

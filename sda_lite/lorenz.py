@@ -26,7 +26,8 @@ from sda_lite.chain import MarkovChain, Shape, _check_state, _gaussian, rk4
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
-from sda_lite.io import atomic, exclusive, load, matches, write_splits
+from sda_lite.io import atomic, load, matches, write_splits
+from sda_lite.lock import exclusive
 from sda_lite.priors import ensure_prior, load_configs
 from sda_lite.windows import TrajectoryWindows
 

@@ -43,7 +43,7 @@ from sda_lite.config import data_dir, device
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
 from sda_lite.distributed import world
-from sda_lite.io import exclusive
+from sda_lite.lock import exclusive
 from sda_lite.score import FieldScoreNet, GlobalScoreNet, LocalScore, LocalScoreNet
 from sda_lite.spacetime import SpaceTimeNet
 from sda_lite.training import LR_SCHEDULES, TRAIN_FIELDS, train
@@ -490,7 +490,7 @@ def ensure_prior(
     The finished checkpoint found by :func:`find_checkpoint` is loaded: ``data_dir() / name``, else the
     shipped ``sda_lite/shipped/name`` (loaded in place, neither copied nor retrained). Otherwise the
     prior is trained into ``data_dir() / name``, resuming an interrupted run there. Processes
-    that ask for the same prior at once take turns (:func:`~sda_lite.io.exclusive`): one trains,
+    that ask for the same prior at once take turns (:func:`~sda_lite.lock.exclusive`): one trains,
     the others then load its checkpoint. A checkpoint in
     ``data_dir() / name`` with another ``config`` or ``train_config`` is deleted first (with a
     warning). The initial weights are drawn under ``train_config["seed"]`` (default 0), so the
@@ -509,7 +509,10 @@ def ensure_prior(
     """
 
     directory = data_dir() / name
-    # one process at a time trains or loads it (torchrun ranks train it together)
+    found = find_checkpoint(name, config, train_config)
+    if found is not None and (found == directory or not directory.exists()):
+        return load_prior(found, config)  # finished: nothing to wait for
+    # one process at a time trains it (torchrun ranks train it together)
     with exclusive(directory) if world() == 1 else nullcontext():
         try:
             meta = read_config(directory)

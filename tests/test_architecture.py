@@ -21,6 +21,7 @@ GENERIC = {
     "fields",
     "guidance",
     "io",
+    "lock",
     "metrics",
     "baselines",
     "nets",

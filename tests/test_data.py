@@ -91,6 +91,12 @@ def test_corrupt_file_is_regenerated(tmp_path):
     assert load(path, "valid").shape == (2, 16, 3)
 
 
+def files(directory):
+    r"""The files of ``directory`` but the lock files of :func:`sda_lite.lock.exclusive`."""
+
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
+
+
 def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):
     path = ensure_lorenz(tmp_path / "l.h5", "ci", seed=0, **TINY)
     before = load(path)
@@ -104,7 +110,7 @@ def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):
     monkeypatch.setattr(h5py.File, "create_dataset", create_dataset)
     with pytest.raises(KeyboardInterrupt):
         ensure_lorenz(path, "ci", seed=1, **TINY)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.h5"]
+    assert files(tmp_path) == ["l.h5"]
     assert torch.equal(load(path), before)
     monkeypatch.undo()
     # and a new file interrupted leaves nothing at all
@@ -113,7 +119,7 @@ def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):
     )
     with pytest.raises(RuntimeError, match="disk full"):
         ensure_lorenz(tmp_path / "new.h5", "ci", **TINY)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.h5"]
+    assert files(tmp_path) == ["l.h5"]
 
 
 def test_trajectory_windows():
@@ -155,3 +161,29 @@ def test_bad_inputs(tmp_path):
     path = ensure_lorenz(tmp_path / "a.h5", "ci", **TINY)
     with pytest.raises(ValueError, match="split='training'"):
         load(path, "training")
+
+
+def test_exclusive_makes_processes_take_turns(tmp_path):
+    r"""While one process holds the lock of a path, another cannot take it; afterwards it can."""
+
+    import subprocess
+    import sys
+
+    from sda_lite.lock import exclusive
+
+    target = tmp_path / "data.h5"
+    probe = (
+        "import fcntl, sys; f = open(sys.argv[1], 'w')\n"
+        "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError:\n    print('held')\n"
+    )
+    lock = tmp_path / ".data.h5.lock"
+
+    def state():
+        return subprocess.run(
+            [sys.executable, "-c", probe, str(lock)], capture_output=True, text=True
+        ).stdout.strip()
+
+    with exclusive(target):
+        assert lock.exists() and state() == "held"
+    assert state() == "free" and not target.exists()
