@@ -157,8 +157,10 @@ class _BookExecution:
         return None
 
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.reused and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
-            session.exitstatus = pytest.ExitCode.OK  # every chapter was already executed
+        # every chapter was already executed (under xdist only the workers know which they
+        # reused: the controller sees no test at all)
+        if self.reuse and exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK
 
     def _chapter(self, path: Path, sources: list[str]) -> _Chapter:
         from myst_nb.core.read import read_myst_markdown_notebook
