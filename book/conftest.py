@@ -9,12 +9,9 @@ execution time goes to ``DIR/chapter_times.json``, with the scale and the machin
 ``--book-reuse``, chapters whose source already has outputs in that cache are not run again
 (``make book``); without it every chapter runs (``make test``).
 
-Chapters may execute in parallel (pytest-xdist, ``-n 2 --dist loadgroup``): each chapter is one
-group, so its cells run in order on one worker, and chapters that read what an earlier one of
-their family generates (the Kolmogorov dataset, for every ``kolmogorov*`` chapter; see
-:data:`FAMILIES`) share a group, in the order given, so that one worker generates it while the
-other goes on with other chapters.
-Writes to the cache and to the times file take turns (:func:`sda_lite.lock.exclusive`).
+Chapters may execute in parallel (pytest-xdist, ``-n 2 --dist loadfile``): the cells of a
+chapter run in order on one worker. Chapters that need the same dataset or prior take turns on
+it (:func:`sda_lite.lock.exclusive`), and so do the writes to the cache and the times file.
 
 The outputs are built as MyST-NB's own execution builds them: every kernel message that nbval
 reads for a cell goes through nbclient's ``NotebookClient.process_message``, the code that
@@ -36,15 +33,6 @@ from pathlib import Path
 import pytest
 
 from sda_lite.lock import exclusive
-
-FAMILIES = ("kolmogorov",)
-r"""Chapter name prefixes whose chapters run on one worker, in order (they share a dataset)."""
-
-
-def group(stem: str) -> str:
-    r"""The xdist group of a chapter: its family (:data:`FAMILIES`), else its own name."""
-
-    return next((f for f in FAMILIES if stem.startswith(f)), stem)
 
 
 def pytest_addoption(parser):
@@ -137,8 +125,6 @@ class _BookExecution:
         reused = []
         for file, cells in files.items():
             path = Path(str(file.fspath))
-            for item in cells:  # one worker runs a chapter (or a family), cell after cell
-                item.add_marker(pytest.mark.xdist_group(group(path.stem)))
             chapter = self._chapter(path, [item.cell.source for item in cells])
             if self.reuse and self._cached(chapter.notebook):
                 reused += cells

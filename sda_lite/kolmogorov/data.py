@@ -8,6 +8,7 @@ batch of trajectories, so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import h5py
@@ -21,6 +22,7 @@ from sda_lite.config import scale as get_scale
 from sda_lite.fields import coarsen
 from sda_lite.io import atomic, matches, split_sizes
 from sda_lite.kolmogorov.flow import KolmogorovFlow, _jax, _positive, _positive_int
+from sda_lite.lock import exclusive
 
 FORMAT = 1
 
@@ -276,10 +278,12 @@ def ensure_kolmogorov(
         sizes[name] = sizes[name] if value is None else value
     settings = _settings(dt=dt, reynolds=reynolds, seed=seed, **sizes)
     path = Path(path) if path is not None else data_dir() / f"kolmogorov_{scale_name}.h5"
-    if not matches(path, settings, (2, settings["grid"], settings["grid"])):
-        if batch is None:
-            batch = 64 if _jax().default_backend() != "cpu" else 1
-        generate_kolmogorov(
-            path, dt=dt, reynolds=reynolds, seed=seed, batch=batch, progress=progress, **sizes
-        )
+    # one process at a time generates it (torchrun ranks generate it together)
+    with exclusive(path) if distributed.world() == 1 else nullcontext():
+        if not matches(path, settings, (2, settings["grid"], settings["grid"])):
+            if batch is None:
+                batch = 64 if _jax().default_backend() != "cpu" else 1
+            generate_kolmogorov(
+                path, dt=dt, reynolds=reynolds, seed=seed, batch=batch, progress=progress, **sizes
+            )
     return path
