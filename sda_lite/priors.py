@@ -511,7 +511,10 @@ def ensure_prior(
     directory = data_dir() / name
     found = find_checkpoint(name, config, train_config)
     if found is not None and (found == directory or not directory.exists()):
-        return load_prior(found, config)  # finished: nothing to wait for
+        try:
+            return load_prior(found, config)  # finished: nothing to wait for
+        except ValueError:  # unreadable weights: replaced below, under the lock
+            pass
     # one process at a time trains it (torchrun ranks train it together)
     with exclusive(directory) if world() == 1 else nullcontext():
         try:
