@@ -54,3 +54,9 @@ def stop_after(epoch: int):
             raise Interrupt
 
     return callback
+
+
+def files(directory):
+    r"""The files of ``directory`` but the lock files of :func:`sda_lite.lock.exclusive`."""
+
+    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))

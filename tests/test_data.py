@@ -1,6 +1,7 @@
 import h5py
 import pytest
 import torch
+from helpers import files
 
 import sda_lite.lorenz as lorenz
 from sda_lite.io import load, split_sizes
@@ -89,12 +90,6 @@ def test_corrupt_file_is_regenerated(tmp_path):
         del f["valid"]
     ensure_lorenz(path, "ci", **TINY)
     assert load(path, "valid").shape == (2, 16, 3)
-
-
-def files(directory):
-    r"""The files of ``directory`` but the lock files of :func:`sda_lite.lock.exclusive`."""
-
-    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
 
 
 def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import files
 
 from sda_lite.fields import coarsen, upsample, vorticity
 from sda_lite.kolmogorov.data import (
@@ -192,7 +193,7 @@ def read(path):
 
 def test_dataset(tmp_path, flow, monkeypatch):
     path = ensure_kolmogorov(tmp_path / "k.h5", "ci", seed=5, progress=False, batch=1, **TINY)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5"]  # no partial or temporary left
+    assert files(tmp_path) == ["k.h5"]  # no partial or temporary left
     data, attrs = read(path)
     assert {s: x.shape for s, x in data.items()} == {
         "train": (8, 3, 2, 8, 8),
