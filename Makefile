@@ -37,7 +37,8 @@ TEST_SCALE := $(or $(SDA_SCALE),ci)
 
 # Chapters execute WORKERS at a time (pytest-xdist), each kernel with its share of the cores
 # (OMP_NUM_THREADS, unless set): the book's small networks gain little from a second thread,
-# so a second chapter keeps the second core busy. Chapters that need the same dataset or prior take turns on it.
+# so a second chapter keeps the second core busy. Chapters that need the same dataset or prior
+# take turns on it.
 WORKERS ?= 2
 CORES   := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 THREADS := $(or $(OMP_NUM_THREADS),$(shell echo $$(( $(CORES) / $(WORKERS) > 1 ? $(CORES) / $(WORKERS) : 1 ))))
