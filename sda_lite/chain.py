@@ -13,6 +13,7 @@ chain with exact posteriors) and :mod:`sda_lite.kolmogorov` (Kolmogorov flow on 
 from __future__ import annotations
 
 import abc
+import math
 
 import torch
 from torch import Tensor
@@ -88,12 +89,47 @@ class MarkovChain(abc.ABC):
         return self.log_prob(x[..., :-1, :], x[..., 1:, :]).sum(dim=-1)
 
 
-def rk4(f, x: Tensor, dt: float) -> Tensor:
-    r"""One fourth-order Runge-Kutta step of length ``dt`` of :math:`\dot{x} = f(x)`:
-    :math:`x + \tfrac{\Delta}{6} (k_1 + 2 k_2 + 2 k_3 + k_4)`."""
+class NoisyRK4Chain(MarkovChain):
+    r"""A chain whose transition is one RK4 step of :math:`\dot{x} = f(x)` of length
+    :math:`\Delta` plus Gaussian noise, :math:`x_{i+1} = \mathrm{RK4}(x_i) + w`,
+    :math:`w \sim \mathcal{N}(0, \mathrm{noise} \, I)` (Lorenz-63, Lorenz-96). Subclasses set
+    ``D``, ``dt`` and ``noise``, and define the vector field ``f`` and the ``prior``."""
 
-    k1 = f(x)
-    k2 = f(x + dt / 2 * k1)
-    k3 = f(x + dt / 2 * k2)
-    k4 = f(x + dt * k3)
-    return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    D: int
+    dt: float
+    noise: float
+
+    @abc.abstractmethod
+    def f(self, x: Tensor) -> Tensor:
+        r"""The vector field, ``x: (*batch, D)`` -> ``(*batch, D)``."""
+
+    def rk4(self, x: Tensor) -> Tensor:
+        r"""One deterministic fourth-order Runge-Kutta step of length :math:`\Delta`.
+
+        .. math:: x + \tfrac{\Delta}{6} (k_1 + 2 k_2 + 2 k_3 + k_4)
+        """
+
+        _check_state(x, self.D)
+        k1 = self.f(x)
+        k2 = self.f(x + self.dt / 2 * k1)
+        k3 = self.f(x + self.dt / 2 * k2)
+        k4 = self.f(x + self.dt * k3)
+        return x + self.dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        r"""Samples :math:`x_{i+1} = \mathrm{RK4}(x_i) + w`, :math:`w \sim \mathcal{N}(0, \mathrm{noise} \, I)`."""
+
+        w = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return self.rk4(x) + math.sqrt(self.noise) * w
+
+    def log_prob(self, x_prev: Tensor, x_next: Tensor) -> Tensor:
+        r"""Returns :math:`\log \mathcal{N}(x_{next} \mid \mathrm{RK4}(x_{prev}), \mathrm{noise} \, I)`.
+
+        Arguments ``x_prev, x_next: (*batch, D)``; returns ``(*batch)``.
+        """
+
+        _check_state(x_next, self.D, "x_next")
+        r = x_next - self.rk4(x_prev)
+        return -0.5 * (
+            r.square().sum(dim=-1) / self.noise + self.D * math.log(2 * math.pi * self.noise)
+        )

@@ -11,7 +11,6 @@ initial particles of the filters (:func:`first_states`) and the prior recipe (:f
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from sda_lite.chain import MarkovChain, Shape, _check_state, _gaussian, rk4
+from sda_lite.chain import NoisyRK4Chain, Shape, _gaussian
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
@@ -34,7 +33,7 @@ from sda_lite.windows import TrajectoryWindows
 FORMAT = 1  # the version of the dataset files
 
 
-class NoisyLorenz63(MarkovChain):
+class NoisyLorenz63(NoisyRK4Chain):
     r"""The Lorenz-63 system integrated by RK4, with Gaussian transition noise.
 
     .. math::
@@ -90,15 +89,6 @@ class NoisyLorenz63(MarkovChain):
             dim=-1,
         )
 
-    def rk4(self, x: Tensor) -> Tensor:
-        r"""One deterministic fourth-order Runge-Kutta step of length :math:`\Delta`.
-
-        .. math:: x + \tfrac{\Delta}{6} (k_1 + 2 k_2 + 2 k_3 + k_4)
-        """
-
-        _check_state(x, self.D)
-        return rk4(self.f, x, self.dt)
-
     def prior(
         self,
         shape: Shape = (),
@@ -109,24 +99,6 @@ class NoisyLorenz63(MarkovChain):
 
         chol = torch.linalg.cholesky(self.P0)
         return _gaussian(self.m0, chol, shape, generator, dtype or torch.get_default_dtype())
-
-    def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        r"""Samples :math:`x_{i+1} = \mathrm{RK4}(x_i) + w`, :math:`w \sim \mathcal{N}(0, \mathrm{noise} \, I)`."""
-
-        w = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        return self.rk4(x) + math.sqrt(self.noise) * w
-
-    def log_prob(self, x_prev: Tensor, x_next: Tensor) -> Tensor:
-        r"""Returns :math:`\log \mathcal{N}(x_{next} \mid \mathrm{RK4}(x_{prev}), \mathrm{noise} \, I)`.
-
-        Arguments ``x_prev, x_next: (*batch, 3)``; returns ``(*batch)``.
-        """
-
-        _check_state(x_next, self.D, "x_next")
-        r = x_next - self.rk4(x_prev)
-        return -0.5 * (
-            r.square().sum(dim=-1) / self.noise + self.D * math.log(2 * math.pi * self.noise)
-        )
 
     @classmethod
     def preprocess(cls, x: Tensor) -> Tensor:

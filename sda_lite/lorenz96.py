@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from sda_lite.baselines import Deterministic, Localisation, gaspari_cohn
-from sda_lite.chain import MarkovChain, Shape, _check_state, rk4
+from sda_lite.chain import NoisyRK4Chain, Shape
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
@@ -39,7 +39,7 @@ from sda_lite.windows import TrajectoryWindows
 FORMAT = 1  # the version of the dataset files
 
 
-class NoisyLorenz96(MarkovChain):
+class NoisyLorenz96(NoisyRK4Chain):
     r"""The Lorenz-96 ring of ``N`` sites integrated by RK4, with Gaussian transition noise.
 
     .. math:: \dot{x}_i = (x_{i+1} - x_{i-2}) \, x_{i-1} - x_i + F \quad (\text{indices mod } N)
@@ -98,15 +98,6 @@ class NoisyLorenz96(MarkovChain):
 
         return self.advection(x) - x + self.F
 
-    def rk4(self, x: Tensor) -> Tensor:
-        r"""One deterministic fourth-order Runge-Kutta step of length :math:`\Delta`.
-
-        .. math:: x + \tfrac{\Delta}{6} (k_1 + 2 k_2 + 2 k_3 + k_4)
-        """
-
-        _check_state(x, self.D)
-        return rk4(self.f, x, self.dt)
-
     def prior(
         self,
         shape: Shape = (),
@@ -120,24 +111,6 @@ class NoisyLorenz96(MarkovChain):
         for _ in range(self.spinup):
             x = self.transition(x, generator=generator)
         return x.to(dtype or torch.get_default_dtype())
-
-    def transition(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        r"""Samples :math:`x_{i+1} = \mathrm{RK4}(x_i) + w`, :math:`w \sim \mathcal{N}(0, \mathrm{noise} \, I)`."""
-
-        w = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        return self.rk4(x) + math.sqrt(self.noise) * w
-
-    def log_prob(self, x_prev: Tensor, x_next: Tensor) -> Tensor:
-        r"""Returns :math:`\log \mathcal{N}(x_{next} \mid \mathrm{RK4}(x_{prev}), \mathrm{noise} \, I)`.
-
-        Arguments ``x_prev, x_next: (*batch, N)``; returns ``(*batch)``.
-        """
-
-        _check_state(x_next, self.D, "x_next")
-        r = x_next - self.rk4(x_prev)
-        return -0.5 * (
-            r.square().sum(dim=-1) / self.noise + self.D * math.log(2 * math.pi * self.noise)
-        )
 
     @classmethod
     def preprocess(cls, x: Tensor) -> Tensor:
