@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,6 +50,15 @@ def write_json(path: str | Path, obj: Any) -> Path:
     with atomic(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=1) + "\n")
     return Path(path)
+
+
+def check_integers(*fields: tuple[str, Any, int]) -> None:
+    r"""Raises a ValueError naming the first ``(name, value, low)`` whose value is not an integer
+    ``>= low`` (the sizes of a dataset's settings)."""
+
+    for name, value, low in fields:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
 
 
 def split_sizes(N: int) -> dict[str, int]:

@@ -25,7 +25,7 @@ from sda_lite.chain import NoisyRK4Chain, Shape, _gaussian
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
-from sda_lite.io import atomic, load, matches, write_splits
+from sda_lite.io import atomic, check_integers, load, matches, write_splits
 from sda_lite.lock import exclusive
 from sda_lite.priors import ensure_prior, load_configs
 from sda_lite.windows import TrajectoryWindows
@@ -133,13 +133,7 @@ def lorenz_sizes(scale_name: str | None = None) -> dict[str, int]:
 
 
 def _settings(trajectories: int, length: int, burn: int, dt: float, seed: int) -> dict:
-    for name, value, low in (
-        ("trajectories", trajectories, 10),
-        ("length", length, 1),
-        ("burn", burn, 0),
-    ):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
+    check_integers(("trajectories", trajectories, 10), ("length", length, 1), ("burn", burn, 0))
     if not isinstance(dt, (int, float)) or not dt > 0:
         raise ValueError(f"dt={dt!r}: expected a positive time step")
     if not isinstance(seed, (int, np.integer)):

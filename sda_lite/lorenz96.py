@@ -30,7 +30,7 @@ from sda_lite.chain import NoisyRK4Chain, Shape
 from sda_lite.config import data_dir, pick
 from sda_lite.config import scale as get_scale
 from sda_lite.diffusion import VPSDE
-from sda_lite.io import atomic, load, matches, write_splits
+from sda_lite.io import atomic, check_integers, load, matches, write_splits
 from sda_lite.lock import exclusive
 from sda_lite.observe import Operator
 from sda_lite.priors import ensure_prior, load_configs
@@ -148,14 +148,12 @@ def lorenz96_sizes(scale_name: str | None = None) -> dict[str, int]:
 def _settings(
     trajectories: int, length: int, N: int, F: float, dt: float, spinup: int, seed: int
 ) -> dict:
-    for name, value, low in (
+    check_integers(
         ("trajectories", trajectories, 10),
         ("length", length, 1),
         ("N", N, 4),
         ("spinup", spinup, 0),
-    ):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
+    )
     for name, value in (("F", F), ("dt", dt)):
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{name}={value!r}: expected a finite number")
