@@ -224,18 +224,10 @@ def lite_sampler(data: dict, precision: str = "float32"):
     from sda_lite.diffusion import VPSDE
     from sda_lite.guidance import SDAGuidance
     from sda_lite.observe import compose, every, select
-    from sda_lite.score import LocalScore, LocalScoreNet
+    from sda_lite.score import LocalScore
 
     s, model = data["settings"], data["settings"]["model"]
-    net = LocalScoreNet(
-        model["features"],
-        model["k"],
-        width=model["width"],
-        depth=model["depth"],
-        embedding=model["embedding"],
-        alpha=model["alpha"],
-        eta=model["eta"],
-    )
+    net = network(model)
     net.load_state_dict(data["lite"])
     shape, schedule = (
         (s["length"], model["features"]),
