@@ -37,7 +37,8 @@ TEST_SCALE := $(or $(SDA_SCALE),ci)
 
 # Chapters execute WORKERS at a time (pytest-xdist), each kernel with its share of the cores
 # (OMP_NUM_THREADS, unless set): the book's small networks gain little from a second thread,
-# so a second chapter keeps the second core busy. Chapters that need the same dataset or prior
+# so a second chapter keeps the second core busy. They are queued longest first (book/conftest.py,
+# from benchmarks/results/chapter_times.json). Chapters that need the same dataset or prior
 # take turns on it.
 WORKERS ?= 2
 CORES   := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
@@ -46,7 +47,7 @@ THREADS := $(or $(OMP_NUM_THREADS),$(shell echo $$(( $(CORES) / $(WORKERS) > 1 ?
 # $(call execute,SCALE,OPTIONS): every chapter under nbval at SCALE, kept in $(BOOK)/_build/SCALE.
 # The kernel draws its figures inline (no MPLBACKEND), as the HTML book shows them.
 execute = SDA_SCALE=$(1) OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest --nbval-lax \
-	-p no:cacheprovider -n $(WORKERS) --dist loadfile \
+	-p no:cacheprovider -n $(WORKERS) --dist loadfile --no-loadscope-reorder \
 	--book-build $(BOOK)/_build/$(1) $(2) $(NOTEBOOKS)
 # $(call html,SCALE): the HTML book of SCALE -> $(BOOK)/_build/SCALE/_build/html; a chapter
 # that nbval did not execute at SCALE is executed here (and cached), with any error failing it.

@@ -9,9 +9,12 @@ execution time goes to ``DIR/chapter_times.json``, with the scale and the machin
 ``--book-reuse``, chapters whose source already has outputs in that cache are not run again
 (``make book``); without it every chapter runs (``make test``).
 
-Chapters may execute in parallel (pytest-xdist, ``-n 2 --dist loadfile``): the cells of a
-chapter run in order on one worker. Chapters that need the same dataset or prior take turns on
-it (:func:`sda_lite.lock.exclusive`), and so do the writes to the cache and the times file.
+Chapters may execute in parallel (pytest-xdist, ``-n 2 --dist loadfile --no-loadscope-reorder``):
+the cells of a chapter run in order on one worker. The chapters are queued longest first, by
+their last measured times at this scale (:data:`TIMES`, then ``DIR/chapter_times.json``; chapters
+never timed go first), so that no long chapter starts last and leaves one worker alone at the
+end. Chapters that need the same dataset or prior take turns on it
+(:func:`sda_lite.lock.exclusive`), and so do the writes to the cache and the times file.
 
 The outputs are built as MyST-NB's own execution builds them: every kernel message that nbval
 reads for a cell goes through nbclient's ``NotebookClient.process_message``, the code that
@@ -34,6 +37,8 @@ import pytest
 
 from sda_lite.lock import exclusive
 
+# the chapter times measured at each scale (benchmarks/chapter_times.py), that order the queue
+TIMES = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "chapter_times.json"
 
 def pytest_addoption(parser):
     group = parser.getgroup("book", "executing the book once (book/conftest.py)")
@@ -136,6 +141,30 @@ class _BookExecution:
             skipped = set(reused)
             items[:] = [item for item in items if item not in skipped]
             self.reused = sorted({Path(str(item.parent.fspath)).stem for item in reused})
+        seconds = self._expected_seconds()
+        order = {file: i for i, file in enumerate(dict.fromkeys(item.parent for item in items))}
+        items.sort(
+            key=lambda item: (
+                -seconds.get(Path(str(item.parent.fspath)).stem, float("inf")),
+                order[item.parent],
+            )
+        )  # stable: the cells of a chapter stay together and in order
+
+    def _expected_seconds(self) -> dict[str, float]:
+        r"""Each chapter's last measured time at this scale, in seconds: the committed
+        :data:`TIMES`, updated by this build folder's own ``chapter_times.json``."""
+
+        seconds = {}
+        for path, key in ((TIMES, self.scale), (self.build / "chapter_times.json", None)):
+            try:
+                times = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            times = times.get(key, {}) if key else times
+            if times.get("scale") == self.scale:
+                for name, chapter in times.get("chapters", {}).items():
+                    seconds[name] = float(chapter["seconds"])
+        return seconds
 
     def pytest_report_collectionfinish(self, config, start_path, items):
         if self.reused:

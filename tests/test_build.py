@@ -99,3 +99,28 @@ def test_a_scale_change_executes_again_and_a_repeat_reuses(book):
     assert _runs(book) == ["ci", "cpu"], "a repeat at the same scale executed again"
     again = json.loads((book / "_build" / "ci" / "chapter_times.json").read_text())
     assert again == times
+
+
+def test_chapters_are_queued_longest_first(book, tmp_path):
+    r"""The chapters' cells are collected longest chapter first, by the times of the build folder
+    (a chapter never timed first), each chapter's cells together and in order."""
+
+    import jupytext
+
+    for name in ("short", "long", "new"):
+        text = CHAPTER.replace("# The scale", f"# {name}") + "\n```{code-cell} ipython3\n1\n```\n"
+        (book / f"{name}.md").write_text(text)
+        jupytext.write(jupytext.reads(text, fmt="md:myst"), book / f"{name}.ipynb")
+    build = book / "_build" / "ci"
+    build.mkdir(parents=True)
+    times = {"short": {"seconds": 1.0}, "long": {"seconds": 10.0}}
+    (build / "chapter_times.json").write_text(json.dumps({"scale": "ci", "chapters": times}))
+    notebooks = [str(book / f"{name}.ipynb") for name in ("short", "long", "new")]
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "--nbval-lax"]
+    command += ["-p", "no:cacheprovider", "--book-build", str(build), *notebooks]
+    env = {**os.environ, "SDA_SCALE": "ci"}
+    result = subprocess.run(command, cwd=book, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    cells = [line for line in result.stdout.splitlines() if "::Cell" in line]
+    expected = [f"{name}.ipynb::Cell {i}" for name in ("new", "long", "short") for i in (0, 1)]
+    assert cells == expected, result.stdout
