@@ -40,6 +40,7 @@ from sda_lite.lock import exclusive
 # the chapter times measured at each scale (benchmarks/chapter_times.py), that order the queue
 TIMES = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "chapter_times.json"
 
+
 def pytest_addoption(parser):
     group = parser.getgroup("book", "executing the book once (book/conftest.py)")
     group.addoption(
