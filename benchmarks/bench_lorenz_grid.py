@@ -1,7 +1,7 @@
 r"""The cost of one guided evaluation in the Lorenz-63 chapter's Figure-2 grid.
 
 ``lorenz_assimilation`` at ``cpu`` samples 4 observation sets x 64 samples (256 trajectories of
-65 states) per call, for k in 1, 2, 4, C in 0, 1, 2, 4 and 128 steps: 1408 evaluations per
+65 states) per call, for k in 1, 2, 4, C in 0, 1, 2, 4 and 64 steps: 704 evaluations per
 scenario and k. This times SDA guidance (the paper's gamma, no corrections) over 16 steps with
 the shipped ``cpu`` priors, one thread, and prints the milliseconds per evaluation.
 

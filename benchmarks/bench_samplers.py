@@ -25,6 +25,11 @@ Usage (one thread; ``--scale ci`` is a smoke run of a few seconds, ``cpu`` the r
 A sweep of SDA's gamma on chosen Lorenz recipes and budgets (MMPS runs once, it has no gamma):
     OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py --scale cpu --parts lorenz \
         --gammas 0.03 0.1 --only pc:7:1.0,pc:2:0.25 --budgets 256 768 --out gammas.json
+
+The same k = 4 prior trained for longer (``--prior-epochs 512``: four times the ``cpu`` recipe's
+epochs, about 12 minutes on one thread; trained once into ``data/lorenz_local_k4_cpu_e512``):
+    OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py --scale cpu --parts lorenz \
+        --prior-epochs 512 --only pc:7:1.0,pc:2:0.25 --budgets 256 768
 """
 
 from __future__ import annotations
@@ -44,10 +49,19 @@ from sda_lite.diffusion import VPSDE
 from sda_lite.guidance import assimilate
 from sda_lite.io import load
 from sda_lite.linear import LinearGaussian
-from sda_lite.lorenz import SCENARIOS, L, NoisyLorenz63, ensure_lorenz, first_states, lorenz_prior
+from sda_lite.lorenz import (
+    SCENARIOS,
+    L,
+    NoisyLorenz63,
+    ensure_lorenz,
+    first_states,
+    lorenz_configs,
+    lorenz_prior,
+    lorenz_windows,
+)
 from sda_lite.metrics import log_px, w1
 from sda_lite.observe import compose, every, observe, select
-from sda_lite.priors import prior_for_length
+from sda_lite.priors import ensure_prior, prior_for_length
 from sda_lite.samplers import evaluations
 from sda_lite.score import GaussianEps
 
@@ -134,17 +148,30 @@ def lorenz(
     gammas: list[float] | None = None,
     only: str | None = None,
     budgets: list[int] | None = None,
+    prior_epochs: int | None = None,
+    sets: int | None = None,
 ) -> tuple[dict, list[dict]]:
     r"""W1 to the particle filter in units of the filter-vs-filter floor, and log p(x), on
     Lorenz-63: SDA for each of ``gammas`` (default the paper's), MMPS once; ``only`` keeps the
-    recipes ``"sampler:C:tau"`` named in it (comma-separated), ``budgets`` those budgets only."""
+    recipes ``"sampler:C:tau"`` named in it (comma-separated), ``budgets`` those budgets only;
+    ``prior_epochs`` trains the k = 4 prior of ``prior_scale`` for that many epochs instead;
+    ``sets`` replaces the scale's number of observation sets (the first test trajectories)."""
 
-    sets, S, particles = dict(ci=(1, 16, 2**12), cpu=(2, 64, 2**14))[scale]
+    default, S, particles = dict(ci=(1, 16, 2**12), cpu=(2, 64, 2**14))[scale]
+    sets = sets or default
     chain = NoisyLorenz63()
     truth = chain.postprocess(
         load(ensure_lorenz(scale_name=prior_scale, progress=False), "test")[:sets, :L].double()
     )
-    prior = prior_for_length(lorenz_prior("local", 4, prior_scale, progress=False), L)
+    if prior_epochs is None:
+        prior = lorenz_prior("local", 4, prior_scale, progress=False)
+    else:
+        config, schedule = lorenz_configs("local", 4, prior_scale)
+        schedule["epochs"] = prior_epochs
+        windows = lambda: lorenz_windows(9, prior_scale)  # noqa: E731
+        name = f"lorenz_local_k4_{prior_scale}_e{prior_epochs}"
+        prior = ensure_prior(name, config, schedule, data=windows, progress=False)
+    prior = prior_for_length(prior, L)
     gammas = gammas or [sampling("lorenz")["gamma"]]
     chosen = recipes("lorenz", scale)
     if only:
@@ -157,7 +184,8 @@ def lorenz(
         return chain.preprocess(x)[..., :1]
 
     setup = dict(sets=sets, samples=S, particles=particles, k=4, prior_scale=prior_scale,
-                 gammas=gammas, mmps_iterations=1, floors={}, log_px_filter={})  # fmt: skip
+                 prior_epochs=prior_epochs, gammas=gammas, mmps_iterations=1, floors={},
+                 log_px_filter={})  # fmt: skip
     rows = []
     for name in ("lo", "hi"):
         n, std = SCENARIOS[name]["every"], SCENARIOS[name]["std"]
@@ -271,6 +299,8 @@ def main() -> None:
     parser.add_argument("--gammas", type=float, nargs="+", help="SDA's gammas (default: paper's)")
     parser.add_argument("--only", help="Lorenz recipes to run, e.g. pc:7:1.0,pc:2:0.25")
     parser.add_argument("--budgets", type=int, nargs="+", help="Lorenz budgets to run, e.g. 768")
+    parser.add_argument("--prior-epochs", type=int, help="train the k = 4 prior this many epochs")
+    parser.add_argument("--sets", type=int, help="Lorenz observation sets (default: 2 at cpu)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -280,7 +310,13 @@ def main() -> None:
         result["gaussian"] = gaussian(args.scale)
     if "lorenz" in args.parts:
         result["lorenz_setup"], result["lorenz"] = lorenz(
-            args.scale, args.prior_scale, args.gammas, args.only, args.budgets
+            args.scale,
+            args.prior_scale,
+            args.gammas,
+            args.only,
+            args.budgets,
+            args.prior_epochs,
+            args.sets,
         )
         result["targets"] = targets(result["lorenz"])
         for key, entry in result["targets"].items():
