@@ -30,6 +30,12 @@ The same k = 4 prior trained for longer (``--prior-epochs 512``: four times the 
 epochs, about 12 minutes on one thread; trained once into ``data/lorenz_local_k4_cpu_e512``):
     OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py --scale cpu --parts lorenz \
         --prior-epochs 512 --only pc:7:1.0,pc:2:0.25 --budgets 256 768
+
+The shipped prior on eight observation sets instead of two, SDA only (the paper's recipe at 768
+evaluations, C = 7, tau = 1 at 256 and 768):
+    OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py --scale cpu --parts lorenz --sets 8 \
+        --methods sda --only pc:7:1.0,pc:2:0.25 --budgets 256 768 \
+        --out benchmarks/results/samplers_sets8_cpu.json
 """
 
 from __future__ import annotations
@@ -150,12 +156,14 @@ def lorenz(
     budgets: list[int] | None = None,
     prior_epochs: int | None = None,
     sets: int | None = None,
+    methods: tuple[str, ...] = ("sda", "mmps"),
 ) -> tuple[dict, list[dict]]:
     r"""W1 to the particle filter in units of the filter-vs-filter floor, and log p(x), on
     Lorenz-63: SDA for each of ``gammas`` (default the paper's), MMPS once; ``only`` keeps the
     recipes ``"sampler:C:tau"`` named in it (comma-separated), ``budgets`` those budgets only;
     ``prior_epochs`` trains the k = 4 prior of ``prior_scale`` for that many epochs instead;
-    ``sets`` replaces the scale's number of observation sets (the first test trajectories)."""
+    ``sets`` replaces the scale's number of observation sets (the first test trajectories);
+    ``methods`` are the guidances run."""
 
     default, S, particles = dict(ci=(1, 16, 2**12), cpu=(2, 64, 2**14))[scale]
     sets = sets or default
@@ -204,7 +212,8 @@ def lorenz(
         floors = [w1(b, a) for a, b in filters]
         setup["floors"][name] = floors
         setup["log_px_filter"][name] = [log_px(chain, b).item() for _, b in filters]
-        runs = [("sda", g) for g in gammas] + [("mmps", gammas[0])]
+        runs = [("sda", g) for g in gammas] * ("sda" in methods)
+        runs += [("mmps", gammas[0])] * ("mmps" in methods)
         for method, gamma in runs:
             for (sampler, C_, tau), budgets in chosen.items():
                 for budget in budgets:
@@ -301,6 +310,7 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", help="Lorenz budgets to run, e.g. 768")
     parser.add_argument("--prior-epochs", type=int, help="train the k = 4 prior this many epochs")
     parser.add_argument("--sets", type=int, help="Lorenz observation sets (default: 2 at cpu)")
+    parser.add_argument("--methods", nargs="+", default=["sda", "mmps"], choices=["sda", "mmps"])
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -317,6 +327,7 @@ def main() -> None:
             args.budgets,
             args.prior_epochs,
             args.sets,
+            tuple(args.methods),
         )
         result["targets"] = targets(result["lorenz"])
         for key, entry in result["targets"].items():
