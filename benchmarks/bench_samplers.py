@@ -212,8 +212,9 @@ def lorenz(
         floors = [w1(b, a) for a, b in filters]
         setup["floors"][name] = floors
         setup["log_px_filter"][name] = [log_px(chain, b).item() for _, b in filters]
-        runs = [("sda", g) for g in gammas] * ("sda" in methods)
-        runs += [("mmps", gammas[0])] * ("mmps" in methods)
+        runs = [("sda", g) for g in gammas if "sda" in methods]
+        if "mmps" in methods:
+            runs.append(("mmps", gammas[0]))
         for method, gamma in runs:
             for (sampler, C_, tau), budgets in chosen.items():
                 for budget in budgets:
